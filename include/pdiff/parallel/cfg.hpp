@@ -1,0 +1,15 @@
+// pdiff/parallel/cfg.hpp — CFG<N>: classifier-free-guidance parallel. A mesh axis: guidance branches (positive, negative, ...) run on different rank groups; predictions are all-gathered and every rank combines them locally.
+#pragma once
+
+#include "pdiff/core/kinds.hpp"
+
+namespace pdiff {
+
+template <int N>
+struct CFG {
+  using kind = kind::cfg;
+  static constexpr int degree = N;
+  static_assert(N >= 1, "CFG<N>: degree must be >= 1");
+};
+
+}  // namespace pdiff
