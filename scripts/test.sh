@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# One command: installs what is missing, builds everything, runs the whole test suite.
+#   scripts/test.sh                 all tests (GPU tests report "skipped" without a GPU)
+#   scripts/test.sh -L parallel     extra arguments go to ctest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+build=${PDIFF_BUILD_DIR:-build}
+start=$(date +%s)
+scripts/configure.sh >/dev/null
+cmake --build "$build" -j "$(nproc)"
+ctest --test-dir "$build" -j "$(nproc)" --output-on-failure --timeout 600 "$@"
+echo "pdiff: build + tests took $(( $(date +%s) - start )) s"
