@@ -1,0 +1,120 @@
+// pdiff/backend/cpu/attention.hpp — scaled-dot-product attention on the CPU, with its log-sum-exp.
+//
+// | input                 | shape                         | notes                                          |
+// |-----------------------|-------------------------------|------------------------------------------------|
+// | q                     | (B, Sq, H, D)                 | H a multiple of Hkv (GQA: head h uses kv head h / (H/Hkv)) |
+// | k, v                  | (B, Sk, Hkv, D), (B, Sk, Hkv, Dv) |                                            |
+// | args.causal           |                               | key j masked for query i when k_offset+j > q_offset+i (global positions, for Ring) |
+// | args.key_mask         | (B, Sk) u8, 0 = padding       |                                                |
+// | args.mask             | (B or 1, Sq, Sk) u8, 0 = masked | block masks (e.g. BAGEL's per-segment masks)  |
+// | result                | (B, Sq, H, Dv)                | a row whose keys are all masked is 0 with lse −inf |
+// | lse (optional)        | (B, H, Sq)                    | natural log of Σ exp(scores): merges partial results |
+// Scores are computed in blocks of query rows, so memory is O(block · Sk), not O(Sq · Sk).
+#pragma once
+
+#include <Eigen/Core>
+#include <cmath>
+#include <limits>
+
+#include "pdiff/backend/cpu/norm.hpp"
+
+namespace pdiff {
+
+struct AttnArgs {
+  float scale = 0.0f;  // 0: 1/sqrt(D)
+  bool causal = false;
+  std::int64_t q_offset = 0, k_offset = 0;
+  const Tensor<std::uint8_t, OnCpu>* key_mask = nullptr;
+  const Tensor<std::uint8_t, OnCpu>* mask = nullptr;
+};
+
+inline CpuTensor attention(const CpuTensor& q, const CpuTensor& k, const CpuTensor& v, const AttnArgs& a = {},
+                           CpuTensor* lse = nullptr) {
+  PDIFF_CHECK(q.rank() == 4 && k.rank() == 4 && v.rank() == 4, "attention: q", q.shape(), " k", k.shape(), " v",
+              v.shape(), " must be (B, S, H, D)");
+  const std::int64_t B = q.size(0), Sq = q.size(1), H = q.size(2), D = q.size(3);
+  const std::int64_t Sk = k.size(1), Hkv = k.size(2), Dv = v.size(3);
+  PDIFF_CHECK(k.size(0) == B && v.size(0) == B && k.size(3) == D && v.size(1) == Sk && v.size(2) == Hkv,
+              "attention: k", k.shape(), " and v", v.shape(), " do not fit q", q.shape());
+  PDIFF_CHECK(Hkv > 0 && H % Hkv == 0, "attention: query heads (", H, ") must be a multiple of kv heads (", Hkv, ")");
+  if (a.key_mask)
+    PDIFF_CHECK(a.key_mask->numel() == B * Sk, "attention: key_mask", a.key_mask->shape(), " must be (B, Sk) = (", B,
+                ", ", Sk, ")");
+  const bool mask_batched = a.mask && a.mask->numel() == B * Sq * Sk;
+  if (a.mask)
+    PDIFF_CHECK(mask_batched || a.mask->numel() == Sq * Sk, "attention: mask", a.mask->shape(),
+                " must be (B or 1, Sq, Sk) = (", B, ", ", Sq, ", ", Sk, ")");
+  const float scale = a.scale > 0.0f ? a.scale : 1.0f / std::sqrt(float(D));
+  const float ninf = -std::numeric_limits<float>::infinity();
+
+  CpuTensor out({B, Sq, H, Dv});
+  if (lse) *lse = CpuTensor({B, H, Sq});
+  using RM = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using Stride = Eigen::OuterStride<>;
+  constexpr std::int64_t block = 128;
+  RM scores;
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t h = 0; h < H; ++h) {
+      const std::int64_t hk = h / (H / Hkv);
+      Eigen::Map<const RM, 0, Stride> K(k.data() + (b * Sk * Hkv + hk) * D, Sk, D, Stride(Hkv * D));
+      Eigen::Map<const RM, 0, Stride> V(v.data() + (b * Sk * Hkv + hk) * Dv, Sk, Dv, Stride(Hkv * Dv));
+      for (std::int64_t q0 = 0; q0 < Sq; q0 += block) {
+        const std::int64_t nq = std::min(block, Sq - q0);
+        Eigen::Map<const RM, 0, Stride> Q(q.data() + ((b * Sq + q0) * H + h) * D, nq, D, Stride(H * D));
+        scores.noalias() = (Q * K.transpose()) * scale;
+        for (std::int64_t i = 0; i < nq; ++i) {
+          float* row = scores.data() + i * Sk;
+          const std::int64_t qi = q0 + i;
+          for (std::int64_t j = 0; j < Sk; ++j) {
+            bool keep = !(a.causal && a.k_offset + j > a.q_offset + qi);
+            if (a.key_mask && !(*a.key_mask)(b * Sk + j)) keep = false;
+            if (a.mask && !(*a.mask)((mask_batched ? b * Sq * Sk : 0) + qi * Sk + j)) keep = false;
+            if (!keep) row[j] = ninf;
+          }
+          float mx = ninf;
+          for (std::int64_t j = 0; j < Sk; ++j) mx = std::max(mx, row[j]);
+          double sum = 0.0;
+          if (mx == ninf) {
+            for (std::int64_t j = 0; j < Sk; ++j) row[j] = 0.0f;
+          } else {
+            for (std::int64_t j = 0; j < Sk; ++j) {
+              row[j] = std::exp(row[j] - mx);
+              sum += row[j];
+            }
+            const float inv = float(1.0 / sum);
+            for (std::int64_t j = 0; j < Sk; ++j) row[j] *= inv;
+          }
+          if (lse) (*lse)((b * H + h) * Sq + qi) = mx == ninf ? ninf : mx + float(std::log(sum));
+        }
+        Eigen::Map<RM, 0, Stride> O(out.data() + ((b * Sq + q0) * H + h) * Dv, nq, Dv, Stride(H * Dv));
+        O.noalias() = scores * V;
+      }
+    }
+  return out;
+}
+
+// Merges a partial attention result (o, lse) over another set of keys into (acc, acc_lse), in place:
+// acc = acc·e^(acc_lse − L) + o·e^(lse − L), L = log(e^acc_lse + e^lse). acc: (B, Sq, H, Dv), lse: (B, H, Sq).
+inline void merge_attention(CpuTensor& acc, CpuTensor& acc_lse, const CpuTensor& o, const CpuTensor& lse) {
+  PDIFF_CHECK(acc.shape() == o.shape() && acc_lse.shape() == lse.shape(), "merge_attention: partial results ",
+              o.shape(), "/", lse.shape(), " must match the accumulator ", acc.shape(), "/", acc_lse.shape());
+  const std::int64_t B = acc.size(0), Sq = acc.size(1), H = acc.size(2), Dv = acc.size(3);
+  const float ninf = -std::numeric_limits<float>::infinity();
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t h = 0; h < H; ++h)
+      for (std::int64_t i = 0; i < Sq; ++i) {
+        float& la = acc_lse((b * H + h) * Sq + i);
+        const float lb = lse((b * H + h) * Sq + i);
+        if (lb == ninf) continue;
+        const float m = std::max(la, lb);
+        const float wa = la == ninf ? 0.0f : std::exp(la - m), wb = std::exp(lb - m);
+        const float L = m + std::log(wa + wb);
+        const float ca = wa / (wa + wb), cb = wb / (wa + wb);
+        float* pa = acc.data() + ((b * Sq + i) * H + h) * Dv;
+        const float* pb = o.data() + ((b * Sq + i) * H + h) * Dv;
+        for (std::int64_t d = 0; d < Dv; ++d) pa[d] = ca * pa[d] + cb * pb[d];
+        la = L;
+      }
+}
+
+}  // namespace pdiff

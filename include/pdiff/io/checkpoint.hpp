@@ -1,0 +1,132 @@
+// pdiff/io/checkpoint.hpp — Checkpoint: the weights of one model folder, in one file or sharded.
+//
+// | folder holds                                    | what open() does                                |
+// |-------------------------------------------------|-------------------------------------------------|
+// | model.safetensors / diffusion_pytorch_model.safetensors | maps that file                           |
+// | *.safetensors.index.json ("weight_map")         | maps every shard the index names                |
+// | any other *.safetensors                         | maps them all (names must not repeat)           |
+// Tensors are looked up by their checkpoint name; a missing name is an error naming the folder and
+// the tensor. read_plan() builds a rank's shard from a layer's ShardPlan, reading only its slice.
+#pragma once
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "pdiff/io/safetensors.hpp"
+#include "pdiff/layers/shard.hpp"
+
+namespace pdiff {
+
+class Checkpoint {
+ public:
+  static Checkpoint open(const std::filesystem::path& dir) {
+    namespace fs = std::filesystem;
+    PDIFF_CHECK(fs::is_directory(dir), "checkpoint: '", dir.string(), "' is not a folder");
+    Checkpoint c;
+    c.dir_ = dir.string();
+    std::vector<fs::path> index, files;
+    for (auto& e : fs::directory_iterator(dir)) {
+      const std::string n = e.path().filename().string();
+      if (n.ends_with(".safetensors.index.json")) index.push_back(e.path());
+      else if (n.ends_with(".safetensors")) files.push_back(e.path());
+    }
+    std::sort(files.begin(), files.end());
+    if (!index.empty()) {
+      PDIFF_CHECK(index.size() == 1, "checkpoint: '", c.dir_, "' has ", index.size(), " *.safetensors.index.json files");
+      nlohmann::json j;
+      try {
+        std::ifstream in(index[0]);
+        j = nlohmann::json::parse(in);
+      } catch (const std::exception& e) {
+        throw Error(detail::cat("checkpoint: '", index[0].string(), "' is not valid JSON: ", e.what()));
+      }
+      PDIFF_CHECK(j.contains("weight_map") && j["weight_map"].is_object(), "checkpoint: '", index[0].string(),
+                  "' has no weight_map object");
+      std::map<std::string, std::size_t> file_ids;
+      for (auto& [name, file] : j["weight_map"].items()) {
+        PDIFF_CHECK(file.is_string(), "checkpoint: weight_map entry '", name, "' is not a file name");
+        const std::string f = file.get<std::string>();
+        auto it = file_ids.find(f);
+        if (it == file_ids.end()) {
+          PDIFF_CHECK(fs::exists(dir / f), "checkpoint: '", index[0].string(), "' names shard '", f,
+                      "' which is missing");
+          it = file_ids.emplace(f, c.files_.size()).first;
+          c.files_.push_back(SafeTensors::open((dir / f).string()));
+        }
+        PDIFF_CHECK(c.files_[it->second].contains(name), "checkpoint: shard '", f, "' lacks '", name,
+                    "' that the index places there");
+        c.where_[name] = it->second;
+      }
+    } else {
+      PDIFF_CHECK(!files.empty(), "checkpoint: '", c.dir_, "' has no *.safetensors file");
+      for (auto& f : files) {
+        c.files_.push_back(SafeTensors::open(f.string()));
+        for (auto& n : c.files_.back().names()) {
+          PDIFF_CHECK(!c.where_.count(n), "checkpoint: tensor '", n, "' appears in two files of '", c.dir_, "'");
+          c.where_[n] = c.files_.size() - 1;
+        }
+      }
+    }
+    return c;
+  }
+
+  const std::string& dir() const { return dir_; }
+  bool contains(const std::string& n) const { return where_.count(n) != 0; }
+  std::vector<std::string> names() const {
+    std::vector<std::string> v;
+    for (auto& [k, i] : where_) v.push_back(k);
+    return v;
+  }
+  const SafeTensors& file_of(const std::string& n) const {
+    auto it = where_.find(n);
+    PDIFF_CHECK(it != where_.end(), "checkpoint: '", dir_, "' has no tensor '", n, "'");
+    return files_[it->second];
+  }
+  const TensorInfo& info(const std::string& n) const { return file_of(n).info(n); }
+  std::vector<std::int64_t> shape(const std::string& n) const { return info(n).shape; }
+  Tensor<float, OnCpu> read(const std::string& n) const { return file_of(n).read(n); }
+
+  // A rank's shard: plan.slices[i].source indexes `names` (e.g. {q_proj, k_proj, v_proj}).
+  // `expect_full` lists each source's full shape from the config, so a mismatch between config and
+  // checkpoint is reported with both shapes.
+  Tensor<float, OnCpu> read_plan(const ShardPlan& plan, std::span<const std::string> names,
+                                 std::span<const std::vector<std::int64_t>> expect_full = {}) const {
+    for (std::size_t i = 0; i < expect_full.size() && i < names.size(); ++i) {
+      auto got = shape(names[i]);
+      PDIFF_CHECK(got == expect_full[i], "checkpoint: '", names[i], "' has shape ", fmt(got),
+                  " but the config implies ", fmt(expect_full[i]));
+    }
+    return assemble(plan, [&](const Slice& s) {
+      PDIFF_CHECK(std::size_t(s.source) < names.size(), "checkpoint: the plan names source ", s.source, " of ",
+                  names.size());
+      const std::string& n = names[std::size_t(s.source)];
+      const auto full = shape(n);
+      const std::int64_t have = full.empty() ? 1 : full[std::size_t(s.dim)];
+      if (s.end <= have) return file_of(n).read_slice(n, s.dim, s.begin, s.end);
+      // vocabulary padding: the rows past the end are zero
+      auto part = file_of(n).read_slice(n, s.dim, std::min(s.begin, have), have);
+      return slice_padded(part, s.dim, s.begin - std::min(s.begin, have), s.end - std::min(s.begin, have));
+    });
+  }
+  std::size_t bytes_read() const {
+    std::size_t b = 0;
+    for (auto& f : files_) b += f.bytes_read();
+    return b;
+  }
+
+ private:
+  static std::string fmt(const std::vector<std::int64_t>& s) {
+    std::string r = "(";
+    for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+    return r + ")";
+  }
+  std::string dir_;
+  std::vector<SafeTensors> files_;
+  std::map<std::string, std::size_t> where_;
+};
+
+}  // namespace pdiff

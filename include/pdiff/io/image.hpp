@@ -1,0 +1,89 @@
+// pdiff/io/image.hpp — PNG/JPEG reading and PNG writing (stb_image, compiled static per TU so the
+// library stays header-only), and the conversion between images and float tensors.
+//
+// | function                         | result                                                     |
+// |----------------------------------|------------------------------------------------------------|
+// | read_image(path)                 | Image{width, height, channels = 3, RGB bytes}; a clear error naming the file otherwise |
+// | write_png(path, image)           | writes the file; a clear error when it cannot              |
+// | image_to_tensor(img)             | (1, 3, H, W) floats in [−1, 1] (the VAE's input range)     |
+// | tensor_to_image(x)               | (1, C, H, W) in [−1, 1] → bytes, clamped (C = 1 or 3)      |
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pdiff/backend/cpu/memory.hpp"
+#include "pdiff/core/tensor.hpp"
+
+#if !defined(PDIFF_STB_DEFINED)
+#define PDIFF_STB_DEFINED
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#endif
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+namespace pdiff {
+
+struct Image {
+  int width = 0, height = 0, channels = 3;
+  std::vector<std::uint8_t> pixels;  // row-major, interleaved channels
+};
+
+inline Image read_image(const std::string& path) {
+  Image img;
+  int c = 0;
+  stbi_uc* p = stbi_load(path.c_str(), &img.width, &img.height, &c, 3);
+  PDIFF_CHECK(p, "read_image: cannot read '", path, "': ", stbi_failure_reason() ? stbi_failure_reason() : "unknown");
+  img.pixels.assign(p, p + std::size_t(img.width) * std::size_t(img.height) * 3);
+  stbi_image_free(p);
+  return img;
+}
+
+inline void write_png(const std::string& path, const Image& img) {
+  PDIFF_CHECK(img.pixels.size() == std::size_t(img.width) * std::size_t(img.height) * std::size_t(img.channels),
+              "write_png: ", img.width, "x", img.height, "x", img.channels, " image has ", img.pixels.size(), " bytes");
+  int ok = stbi_write_png(path.c_str(), img.width, img.height, img.channels, img.pixels.data(),
+                          img.width * img.channels);
+  PDIFF_CHECK(ok, "write_png: cannot write '", path, "'");
+}
+
+inline Tensor<float, OnCpu> image_to_tensor(const Image& img) {
+  Tensor<float, OnCpu> t({1, 3, img.height, img.width});
+  const std::int64_t hw = std::int64_t(img.height) * img.width;
+  for (std::int64_t i = 0; i < hw; ++i)
+    for (int c = 0; c < 3; ++c) t(c * hw + i) = float(img.pixels[std::size_t(i * 3 + c)]) / 127.5f - 1.0f;
+  return t;
+}
+
+inline Image tensor_to_image(const Tensor<float, OnCpu>& x) {
+  PDIFF_CHECK(x.rank() == 4 && x.size(0) == 1 && (x.size(1) == 3 || x.size(1) == 1), "tensor_to_image: x",
+              x.shape(), " must be (1, 3 or 1, H, W)");
+  Image img;
+  img.channels = int(x.size(1));
+  img.height = int(x.size(2));
+  img.width = int(x.size(3));
+  const std::int64_t hw = std::int64_t(img.height) * img.width;
+  img.pixels.resize(std::size_t(hw * img.channels));
+  for (std::int64_t i = 0; i < hw; ++i)
+    for (int c = 0; c < img.channels; ++c) {
+      float v = (x(c * hw + i) + 1.0f) * 127.5f;
+      v = v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v);
+      img.pixels[std::size_t(i * img.channels + c)] = std::uint8_t(v + 0.5f);
+    }
+  return img;
+}
+
+}  // namespace pdiff

@@ -1,0 +1,88 @@
+// pdiff/layers/merged_column_parallel.hpp — MergedColumnParallel<Ctx, A>: several column-parallel
+// outputs fused into one GEMM, each part split over axis A on its own (parts may differ in size).
+//
+// | sources                          | example                                      |
+// |----------------------------------|----------------------------------------------|
+// | Separate: one tensor per part    | Mistral gate_proj, up_proj → [gate | up]     |
+// | Fused: one tensor, parts stacked | FLUX.2 linear_in [gate; up], to_qkv_mlp_proj [q; k; v; mlp] |
+// Local output: [part₀ slice | part₁ slice | ...], part i of width sizes[i]/P. x: (..., in).
+#pragma once
+
+#include <numeric>
+#include <vector>
+
+#include "pdiff/layers/linear_core.hpp"
+
+namespace pdiff {
+
+enum class Sources { separate, fused };
+
+template <class Ctx, Axis A = Axis::tp>
+struct MergedColumnParallel {
+  static constexpr int parts = Ctx::layout::degree(A);
+  std::int64_t in = 0;
+  std::vector<std::int64_t> sizes;
+  bool has_bias = false;
+  Sources sources = Sources::separate;
+  detail::LinearCore core;
+
+  MergedColumnParallel() = default;
+  MergedColumnParallel(std::int64_t in_features, std::vector<std::int64_t> part_sizes, bool bias, Sources src)
+      : in(in_features), sizes(std::move(part_sizes)), has_bias(bias), sources(src) {
+    for (auto s : sizes) even_range(s, parts, 0, "MergedColumnParallel: part size");
+  }
+  std::int64_t out_local() const { return std::accumulate(sizes.begin(), sizes.end(), std::int64_t(0)) / parts; }
+  // Column offset of part i inside the local output.
+  std::int64_t part_offset(std::size_t i) const {
+    std::int64_t o = 0;
+    for (std::size_t j = 0; j < i; ++j) o += sizes[j] / parts;
+    return o;
+  }
+
+  ShardPlan plan(int r, bool for_bias) const {
+    ShardPlan p;
+    p.local = for_bias ? Shape{out_local()} : Shape{out_local(), in};
+    std::int64_t base = 0;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      auto [b, e] = even_range(sizes[i], parts, r, "MergedColumnParallel: part size");
+      if (sources == Sources::separate) p.slices.push_back({int(i), 0, b, e});
+      else p.slices.push_back({0, 0, base + b, base + e});
+      base += sizes[i];
+    }
+    return p;
+  }
+  ShardPlan weight_plan(int r) const { return plan(r, false); }
+  ShardPlan bias_plan(int r) const { return plan(r, true); }
+
+  void load(int r, std::span<const Tensor<float, OnCpu>* const> w,
+            std::span<const Tensor<float, OnCpu>* const> b = {}) {
+    core.weight = materialize(weight_plan(r), w);
+    if (has_bias) {
+      PDIFF_CHECK(!b.empty(), "MergedColumnParallel: the layer has a bias but none was given");
+      core.bias = materialize(bias_plan(r), b);
+    }
+  }
+  void load(int r, const Tensor<float, OnCpu>& fused) {
+    PDIFF_CHECK(sources == Sources::fused, "MergedColumnParallel: one tensor given for separate sources");
+    const Tensor<float, OnCpu>* w[] = {&fused};
+    load(r, w);
+  }
+
+  template <class R>
+  Tensor<float, OnCpu> forward(R&, const Tensor<float, OnCpu>& x) const {
+    auto y = core.matmul(x);
+    core.add_bias(y);
+    return y;
+  }
+  // Part i of a local output y (..., out_local) as its own tensor (..., sizes[i]/P).
+  Tensor<float, OnCpu> part(const Tensor<float, OnCpu>& y, std::size_t i) const {
+    const std::int64_t w = out_local(), off = part_offset(i), n = sizes[i] / parts, rows = y.numel() / w;
+    Shape s = y.shape();
+    s[-1] = n;
+    Tensor<float, OnCpu> o(s);
+    for (std::int64_t r = 0; r < rows; ++r) std::copy(y.data() + r * w + off, y.data() + r * w + off + n, o.data() + r * n);
+    return o;
+  }
+};
+
+}  // namespace pdiff

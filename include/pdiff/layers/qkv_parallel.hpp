@@ -1,0 +1,93 @@
+// pdiff/layers/qkv_parallel.hpp — QKVParallel<Ctx, A>: fused q/k/v projection split by heads.
+//
+// | case            | query heads per rank | kv heads per rank | kv head of rank r        |
+// |-----------------|----------------------|-------------------|--------------------------|
+// | MHA / GQA, Hkv ≥ P | H/P               | Hkv/P             | [r·Hkv/P, (r+1)·Hkv/P)   |
+// | GQA, Hkv < P    | H/P                  | 1 (replicated)    | r / (P/Hkv)              |
+// Sources are the three checkpoint tensors {Wq (H·D, hidden), Wk (Hkv·D, hidden), Wv}; the local
+// weight is [q rows | k rows | v rows]. forward: x (B, S, hidden) → q (B, S, H/P, D), k and v
+// (B, S, kv_local, D). Rules: H divisible by P; Hkv divisible by P or P by Hkv.
+#pragma once
+
+#include "pdiff/layers/linear_core.hpp"
+
+namespace pdiff {
+
+struct Qkv {
+  Tensor<float, OnCpu> q, k, v;  // (B, S, heads, head_dim)
+};
+
+template <class Ctx, Axis A = Axis::tp>
+struct QKVParallel {
+  static constexpr int parts = Ctx::layout::degree(A);
+  std::int64_t hidden = 0, head_dim = 0, heads = 0, kv_heads = 0;
+  bool has_bias = false;
+  detail::LinearCore core;
+
+  QKVParallel() = default;
+  QKVParallel(std::int64_t hidden_size, std::int64_t head_dim_, std::int64_t num_heads, std::int64_t num_kv_heads,
+              bool bias)
+      : hidden(hidden_size), head_dim(head_dim_), heads(num_heads), kv_heads(num_kv_heads), has_bias(bias) {
+    PDIFF_CHECK(heads % parts == 0, "QKVParallel: num_heads (", heads, ") must be divisible by the ", parts,
+                " shards of its axis");
+    PDIFF_CHECK(kv_heads > 0 && heads % kv_heads == 0, "QKVParallel: num_heads (", heads,
+                ") must be a multiple of num_kv_heads (", kv_heads, ")");
+    PDIFF_CHECK(kv_heads % parts == 0 || parts % kv_heads == 0, "QKVParallel: num_kv_heads (", kv_heads,
+                ") and the shard count (", parts, ") must divide one another");
+  }
+  std::int64_t heads_local() const { return heads / parts; }
+  std::int64_t kv_local() const { return kv_heads >= parts ? kv_heads / parts : 1; }
+  std::pair<std::int64_t, std::int64_t> kv_range(int r) const {
+    if (kv_heads >= parts) return {r * kv_local(), (r + 1) * kv_local()};
+    std::int64_t h = r / (parts / kv_heads);
+    return {h, h + 1};
+  }
+
+  ShardPlan plan(int r, bool for_bias) const {
+    const std::int64_t hq = heads_local(), hk = kv_local();
+    auto [kb, ke] = kv_range(r);
+    ShardPlan p;
+    p.local = for_bias ? Shape{(hq + 2 * hk) * head_dim} : Shape{(hq + 2 * hk) * head_dim, hidden};
+    p.cat_dim = 0;
+    p.slices = {{0, 0, r * hq * head_dim, (r + 1) * hq * head_dim},
+                {1, 0, kb * head_dim, ke * head_dim},
+                {2, 0, kb * head_dim, ke * head_dim}};
+    return p;
+  }
+  ShardPlan weight_plan(int r) const { return plan(r, false); }
+  ShardPlan bias_plan(int r) const { return plan(r, true); }
+
+  void load(int r, const Tensor<float, OnCpu>& wq, const Tensor<float, OnCpu>& wk, const Tensor<float, OnCpu>& wv,
+            const Tensor<float, OnCpu>* bq = nullptr, const Tensor<float, OnCpu>* bk = nullptr,
+            const Tensor<float, OnCpu>* bv = nullptr) {
+    const Tensor<float, OnCpu>* w[] = {&wq, &wk, &wv};
+    core.weight = materialize(weight_plan(r), w);
+    if (has_bias) {
+      PDIFF_CHECK(bq && bk && bv, "QKVParallel: the layer has biases but not all of q, k, v were given");
+      const Tensor<float, OnCpu>* b[] = {bq, bk, bv};
+      core.bias = materialize(bias_plan(r), b);
+    }
+  }
+
+  template <class R>
+  Qkv forward(R&, const Tensor<float, OnCpu>& x) const {
+    auto y = core.matmul(x);
+    core.add_bias(y);
+    return split(y);
+  }
+  // y: (B, S, (hq + 2·hk)·D) → q, k, v
+  Qkv split(const Tensor<float, OnCpu>& y) const {
+    const std::int64_t B = y.size(0), S = y.size(1), hq = heads_local(), hk = kv_local(), D = head_dim;
+    const std::int64_t w = (hq + 2 * hk) * D;
+    Qkv r{Tensor<float, OnCpu>({B, S, hq, D}), Tensor<float, OnCpu>({B, S, hk, D}), Tensor<float, OnCpu>({B, S, hk, D})};
+    for (std::int64_t t = 0; t < B * S; ++t) {
+      const float* row = y.data() + t * w;
+      std::copy(row, row + hq * D, r.q.data() + t * hq * D);
+      std::copy(row + hq * D, row + (hq + hk) * D, r.k.data() + t * hk * D);
+      std::copy(row + (hq + hk) * D, row + w, r.v.data() + t * hk * D);
+    }
+    return r;
+  }
+};
+
+}  // namespace pdiff

@@ -1,0 +1,62 @@
+// pdiff/layers/row_parallel.hpp — RowParallel<Ctx, A>: input features split over axis A.
+//
+// Rank r holds columns [r·in/P, (r+1)·in/P) of W (out, in); the bias is whole and added once, after
+// the reduction. x: (..., in/P) → partial sums → all_reduce → (..., out), or with
+// Reduce::scatter_seq a reduce_scatter along dimension 1 (B, S, D) → (B, S/P, D) when the next op
+// wants a sharded sequence.
+#pragma once
+
+#include "pdiff/comm/tensor_collectives.hpp"
+#include "pdiff/layers/linear_core.hpp"
+#include "pdiff/parallel/axis_comm.hpp"
+
+namespace pdiff {
+
+enum class Reduce { all_reduce, scatter_seq };
+
+template <class Ctx, Axis A = Axis::tp>
+struct RowParallel {
+  static constexpr int parts = Ctx::layout::degree(A);
+  std::int64_t in = 0, out = 0;
+  bool has_bias = false;
+  Reduce reduce = Reduce::all_reduce;
+  detail::LinearCore core;
+
+  RowParallel() = default;
+  RowParallel(std::int64_t in_features, std::int64_t out_features, bool bias, Reduce how = Reduce::all_reduce)
+      : in(in_features), out(out_features), has_bias(bias), reduce(how) {
+    even_range(in, parts, 0, "RowParallel: in_features");
+  }
+  std::int64_t in_local() const { return in / parts; }
+
+  ShardPlan weight_plan(int r) const {
+    auto [b, e] = even_range(in, parts, r, "RowParallel: in_features");
+    return {Shape{out, e - b}, 1, {{0, 1, b, e}}};
+  }
+  ShardPlan bias_plan(int = 0) const { return {Shape{out}, 0, {{0, 0, 0, out}}}; }
+  void load(int r, const Tensor<float, OnCpu>& w, const Tensor<float, OnCpu>* b = nullptr) {
+    core.weight = materialize(weight_plan(r), w);
+    if (has_bias) {
+      PDIFF_CHECK(b, "RowParallel: the layer has a bias but none was given");
+      core.bias = materialize(bias_plan(), *b);
+    }
+  }
+
+  template <class R>
+  Tensor<float, OnCpu> forward(R& rank, const Tensor<float, OnCpu>& x) const {
+    auto y = core.matmul(x);
+    if constexpr (parts > 1) {
+      auto& comm = axis_comm<A>(rank);
+      if (reduce == Reduce::scatter_seq) {
+        PDIFF_CHECK(y.rank() == 3, "RowParallel: scatter_seq needs (B, S, D), got", y.shape());
+        y = reduce_scatter(comm, y, 1);
+      } else {
+        all_reduce_(comm, y);
+      }
+    }
+    core.add_bias(y);
+    return y;
+  }
+};
+
+}  // namespace pdiff

@@ -1,0 +1,91 @@
+// pdiff/layers/shard.hpp — how a rank's parameter is cut from checkpoint tensors.
+//
+// A ShardPlan says: the local parameter (shape `local`) is the concatenation along `cat_dim` of
+// slices [begin, end) along `dim` of checkpoint tensors `source` (an index into the layer's list of
+// checkpoint names, e.g. {to_q, to_k, to_v}). Layers publish plans; the checkpoint loader reads
+// only those rows/columns from the file, and tests build shards from full tensors with
+// materialize(). Cases:
+// | layer                 | sources      | slice dim | cat dim |
+// |-----------------------|--------------|-----------|---------|
+// | ColumnParallel        | W            | 0 (rows)  | 0       |
+// | RowParallel           | W            | 1 (cols)  | 1       |
+// | QKVParallel           | Wq, Wk, Wv   | 0         | 0       |
+// | MergedColumnParallel  | W₀..Wₙ or one fused W | 0 | 0       |
+// | VocabParallelEmbedding| E            | 0         | 0       |
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "pdiff/backend/cpu/memory.hpp"
+#include "pdiff/backend/cpu/shape_ops.hpp"
+#include "pdiff/core/tensor.hpp"
+
+namespace pdiff {
+
+struct Slice {
+  int source = 0;
+  int dim = 0;
+  std::int64_t begin = 0, end = 0;
+};
+
+struct ShardPlan {
+  Shape local;
+  int cat_dim = 0;
+  std::vector<Slice> slices;
+};
+
+// [index·n/parts, (index+1)·n/parts) with the divisibility rule stated when it fails.
+inline std::pair<std::int64_t, std::int64_t> even_range(std::int64_t n, int parts, int index, const char* what) {
+  PDIFF_CHECK(n % parts == 0, what, " (", n, ") must be divisible by the number of shards (", parts, ")");
+  const std::int64_t len = n / parts;
+  return {index * len, (index + 1) * len};
+}
+
+// Builds a local parameter from its plan: `read(slice)` returns the slice of its source as a tensor
+// whose extent along slice.dim is end − begin (rows past the source's end zero); the pieces are
+// concatenated along cat_dim. The checkpoint loader passes a reader that touches only those bytes
+// of the file; materialize() below reads from full tensors in memory.
+template <class ReadSlice>
+Tensor<float, OnCpu> assemble(const ShardPlan& plan, ReadSlice&& read) {
+  std::vector<Tensor<float, OnCpu>> parts;
+  std::vector<const Tensor<float, OnCpu>*> ptrs;
+  parts.reserve(plan.slices.size());
+  for (const Slice& s : plan.slices) parts.push_back(read(s));
+  for (auto& p : parts) ptrs.push_back(&p);
+  Tensor<float, OnCpu> out = parts.size() == 1 ? parts[0] : cat<float>(ptrs, plan.cat_dim);
+  PDIFF_CHECK(out.shape() == plan.local, "shard: assembled ", out.shape(), " but the layer expects ", plan.local);
+  return out;
+}
+
+// Slice [begin, end) of `src` along `dim`, zero-padded past its end (vocabulary padding).
+inline Tensor<float, OnCpu> slice_padded(const Tensor<float, OnCpu>& src, int dim, std::int64_t begin, std::int64_t end) {
+  const std::int64_t n = src.size(dim);
+  PDIFF_CHECK(begin >= 0 && begin <= end, "shard: bad slice [", begin, ", ", end, ")");
+  if (end <= n) return narrow(src, dim, begin, end - begin);
+  Shape s = src.shape();
+  s[dim] = end - begin;
+  auto out = Tensor<float, OnCpu>::zeros(s);
+  if (begin < n) {
+    auto have = narrow(src, dim, begin, n - begin);
+    auto pad = Tensor<float, OnCpu>::zeros([&] { Shape p = s; p[dim] = end - n; return p; }());
+    out = cat(have, pad, dim);
+  }
+  return out;
+}
+
+// The local parameter from full tensors in memory (tests, converted checkpoints).
+inline Tensor<float, OnCpu> materialize(const ShardPlan& plan, std::span<const Tensor<float, OnCpu>* const> sources) {
+  return assemble(plan, [&](const Slice& s) {
+    PDIFF_CHECK(s.source >= 0 && std::size_t(s.source) < sources.size() && sources[std::size_t(s.source)],
+                "materialize: the plan names source ", s.source, " but ", sources.size(), " were given");
+    return slice_padded(*sources[std::size_t(s.source)], s.dim, s.begin, s.end);
+  });
+}
+
+inline Tensor<float, OnCpu> materialize(const ShardPlan& plan, const Tensor<float, OnCpu>& source) {
+  const Tensor<float, OnCpu>* s[] = {&source};
+  return materialize(plan, s);
+}
+
+}  // namespace pdiff

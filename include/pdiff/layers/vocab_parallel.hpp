@@ -1,0 +1,82 @@
+// pdiff/layers/vocab_parallel.hpp — VocabParallelEmbedding<Ctx, A> and VocabParallelLMHead<Ctx, A>.
+//
+// The vocabulary is padded to a multiple of P (padding rows are zero) and rank r holds rows
+// [r·V'/P, (r+1)·V'/P). Embedding: ids (B, S) int64 → masked local lookup (ids outside the shard
+// give 0) → all_reduce → (B, S, dim). LM head: x (..., dim) → local logits (..., V'/P) →
+// all_gather → (..., V), the padding cut. An id outside [0, V) is an error naming it.
+#pragma once
+
+#include "pdiff/comm/tensor_collectives.hpp"
+#include "pdiff/layers/linear_core.hpp"
+#include "pdiff/parallel/axis_comm.hpp"
+
+namespace pdiff {
+
+template <class Ctx, Axis A = Axis::tp>
+struct VocabParallelEmbedding {
+  static constexpr int parts = Ctx::layout::degree(A);
+  std::int64_t vocab = 0, dim = 0;
+  Tensor<float, OnCpu> weight;  // (V'/P, dim)
+
+  VocabParallelEmbedding() = default;
+  VocabParallelEmbedding(std::int64_t vocab_size, std::int64_t embed_dim) : vocab(vocab_size), dim(embed_dim) {}
+  std::int64_t rows_local() const { return (vocab + parts - 1) / parts; }
+
+  ShardPlan weight_plan(int r) const {
+    const std::int64_t n = rows_local();
+    return {Shape{n, dim}, 0, {{0, 0, r * n, (r + 1) * n}}};
+  }
+  void load(int r, const Tensor<float, OnCpu>& w) { weight = materialize(weight_plan(r), w); }
+
+  template <class R>
+  Tensor<float, OnCpu> forward(R& rank, const Tensor<std::int64_t, OnCpu>& ids) const {
+    const int r = parts > 1 ? axis_comm<A>(rank).rank() : 0;
+    const std::int64_t lo = r * rows_local(), hi = lo + rows_local();
+    Shape s = ids.shape();
+    PDIFF_CHECK(s.rank < Shape::max_rank, "VocabParallelEmbedding: ids", s, " has too many dimensions");
+    s.dims[s.rank++] = dim;
+    auto out = Tensor<float, OnCpu>::zeros(s);
+    for (std::int64_t t = 0; t < ids.numel(); ++t) {
+      const std::int64_t id = ids(t);
+      PDIFF_CHECK(id >= 0 && id < vocab, "VocabParallelEmbedding: token id ", id, " at position ", t,
+                  " is outside the vocabulary [0, ", vocab, ")");
+      if (id >= lo && id < hi) std::copy_n(weight.data() + (id - lo) * dim, dim, out.data() + t * dim);
+    }
+    if constexpr (parts > 1) all_reduce_(axis_comm<A>(rank), out);
+    return out;
+  }
+};
+
+template <class Ctx, Axis A = Axis::tp>
+struct VocabParallelLMHead {
+  static constexpr int parts = Ctx::layout::degree(A);
+  std::int64_t vocab = 0, dim = 0;
+  detail::LinearCore core;
+
+  VocabParallelLMHead() = default;
+  VocabParallelLMHead(std::int64_t vocab_size, std::int64_t hidden) : vocab(vocab_size), dim(hidden) {}
+  std::int64_t rows_local() const { return (vocab + parts - 1) / parts; }
+  ShardPlan weight_plan(int r) const {
+    const std::int64_t n = rows_local();
+    return {Shape{n, dim}, 0, {{0, 0, r * n, (r + 1) * n}}};
+  }
+  void load(int r, const Tensor<float, OnCpu>& w) { core.weight = materialize(weight_plan(r), w); }
+
+  template <class R>
+  Tensor<float, OnCpu> forward(R& rank, const Tensor<float, OnCpu>& x) const {
+    auto local = core.matmul(x);
+    if constexpr (parts == 1) {
+      return local;
+    } else {
+      auto full = all_gather(axis_comm<A>(rank), local, -1);  // (..., V')
+      const std::int64_t vp = full.size(-1), rows = full.numel() / vp;
+      Shape s = full.shape();
+      s[-1] = vocab;
+      Tensor<float, OnCpu> out(s);
+      for (std::int64_t i = 0; i < rows; ++i) std::copy_n(full.data() + i * vp, vocab, out.data() + i * vocab);
+      return out;
+    }
+  }
+};
+
+}  // namespace pdiff
