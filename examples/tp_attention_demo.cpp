@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
     for (auto* n : {&w.n1, &w.n2})
       for (auto& v : n->span()) v += 1.0f;
     auto x = randn({1, tokens, hidden}, seed + 10, 1.0f);
-    std::vector<std::int64_t> pos(std::size_t(tokens));
+    std::vector<std::int64_t> pos(static_cast<std::size_t>(tokens));
     for (std::int64_t i = 0; i < tokens; ++i) pos[std::size_t(i)] = i;
     RopeTable rope = rope_table_1d(pos, int(head_dim), 10000.0);
 

@@ -55,7 +55,8 @@ class Tensor {
   std::int64_t numel() const { return shape_.numel(); }
   std::int64_t size(int d) const { return shape_[d]; }
   std::size_t bytes() const { return std::size_t(numel()) * sizeof(T); }
-  bool empty() const { return numel() == 0; }
+  // True for a default-constructed tensor and for one with zero elements (no storage).
+  bool empty() const { return data_ == nullptr; }
   // True when another tensor (a view or its parent) shares this storage.
   bool shares_storage() const { return storage_.use_count() > 1; }
 

@@ -14,6 +14,8 @@
 // the query heads when they do not divide by U.
 #pragma once
 
+#include <algorithm>
+
 #include <vector>
 
 #include "pdiff/backend/cpu/attention.hpp"

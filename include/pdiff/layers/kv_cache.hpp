@@ -12,6 +12,8 @@
 // | advance(n)                 | length += n, after every layer appended its n tokens            |
 #pragma once
 
+#include <algorithm>
+
 #include <vector>
 
 #include "pdiff/backend/cpu/shape_ops.hpp"

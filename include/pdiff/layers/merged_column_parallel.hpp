@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "pdiff/layers/linear_core.hpp"
+#include "pdiff/parallel/axis.hpp"
 
 namespace pdiff {
 

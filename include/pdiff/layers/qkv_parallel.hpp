@@ -10,6 +10,7 @@
 #pragma once
 
 #include "pdiff/layers/linear_core.hpp"
+#include "pdiff/parallel/axis.hpp"
 
 namespace pdiff {
 

@@ -15,6 +15,7 @@
 
 #include "pdiff/backend/cpu/rope.hpp"
 #include "pdiff/layers/attention.hpp"
+#include "pdiff/layers/kv_cache.hpp"
 #include "pdiff/layers/norm.hpp"
 #include "pdiff/layers/qkv_parallel.hpp"
 #include "pdiff/layers/row_parallel.hpp"
@@ -48,9 +49,11 @@ struct SelfAttention {
   }
 
   // x: (B, S_local, hidden); table: RoPE rows of this rank's tokens (ignored when rope == none).
+  // With a KvCache (decoding; no sequence parallel) the new k/v are appended to `layer` and the
+  // queries attend to every cached token; args.q_offset must be the cache length before the call.
   template <class R>
   Tensor<float, OnCpu> forward(R& rank, const Tensor<float, OnCpu>& x, const RopeTable* table = nullptr,
-                               const AttnArgs& args = {}) const {
+                               const AttnArgs& args = {}, KvCache* cache = nullptr, int layer = 0) const {
     Qkv t = qkv.forward(rank, x);
     if (qk_norm == QkNorm::before_rope) normalize(t);
     if (rope != RopeStyle::none) {
@@ -64,6 +67,14 @@ struct SelfAttention {
       }
     }
     if (qk_norm == QkNorm::after_rope) normalize(t);
+    if (cache) {
+      PDIFF_CHECK(L::ulysses * L::ring == 1, "SelfAttention: a KV cache is used without sequence parallel (ulysses ",
+                  L::ulysses, ", ring ", L::ring, ")");
+      const std::int64_t n = t.k.size(1);
+      cache->append(layer, t.k, t.v);
+      t.k = cache->keys(layer, n);
+      t.v = cache->values(layer, n);
+    }
     auto a = attend<L>(rank, std::move(t.q), std::move(t.k), std::move(t.v), args);
     const std::int64_t B = a.size(0), S = a.size(1);
     return o.forward(rank, a.view({B, S, a.size(2) * a.size(3)}));

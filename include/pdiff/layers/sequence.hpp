@@ -12,6 +12,7 @@
 
 #include "pdiff/backend/cpu/shape_ops.hpp"
 #include "pdiff/comm/tensor_collectives.hpp"
+#include "pdiff/parallel/axis.hpp"
 
 namespace pdiff {
 

@@ -6,6 +6,8 @@
 // all_gather → (..., V), the padding cut. An id outside [0, V) is an error naming it.
 #pragma once
 
+#include <algorithm>
+
 #include "pdiff/comm/tensor_collectives.hpp"
 #include "pdiff/layers/linear_core.hpp"
 #include "pdiff/parallel/axis_comm.hpp"

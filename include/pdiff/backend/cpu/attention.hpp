@@ -7,7 +7,7 @@
 // | args.causal           |                               | key j masked for query i when k_offset+j > q_offset+i (global positions, for Ring) |
 // | args.key_mask         | (B, Sk) u8, 0 = padding       |                                                |
 // | args.mask             | (B or 1, Sq, Sk) u8, 0 = masked | block masks (e.g. BAGEL's per-segment masks)  |
-// | result                | (B, Sq, H, Dv)                | a row whose keys are all masked is 0 with lse −inf |
+// | result                | (B, Sq, H, Dv)                | a row whose keys are all masked is 0 with lse −inf (as PyTorch SDPA) |
 // | lse (optional)        | (B, H, Sq)                    | natural log of Σ exp(scores): merges partial results |
 // Scores are computed in blocks of query rows, so memory is O(block · Sk), not O(Sq · Sk).
 #pragma once
@@ -65,12 +65,14 @@ inline CpuTensor attention(const CpuTensor& q, const CpuTensor& k, const CpuTens
         for (std::int64_t i = 0; i < nq; ++i) {
           float* row = scores.data() + i * Sk;
           const std::int64_t qi = q0 + i;
-          for (std::int64_t j = 0; j < Sk; ++j) {
-            bool keep = !(a.causal && a.k_offset + j > a.q_offset + qi);
-            if (a.key_mask && !(*a.key_mask)(b * Sk + j)) keep = false;
-            if (a.mask && !(*a.mask)((mask_batched ? b * Sq * Sk : 0) + qi * Sk + j)) keep = false;
-            if (!keep) row[j] = ninf;
-          }
+          auto keep = [&](std::int64_t j) {
+            if (a.causal && a.k_offset + j > a.q_offset + qi) return false;
+            if (a.key_mask && !(*a.key_mask)(b * Sk + j)) return false;
+            if (a.mask && !(*a.mask)((mask_batched ? b * Sq * Sk : 0) + qi * Sk + j)) return false;
+            return true;
+          };
+          for (std::int64_t j = 0; j < Sk; ++j)
+            if (!keep(j)) row[j] = ninf;
           float mx = ninf;
           for (std::int64_t j = 0; j < Sk; ++j) mx = std::max(mx, row[j]);
           double sum = 0.0;

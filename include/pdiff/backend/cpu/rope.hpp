@@ -31,7 +31,7 @@ inline RopeTable rope_table_1d(std::span<const std::int64_t> positions, int dim,
   PDIFF_CHECK(linear_factor > 0, "rope_table_1d: scaling factor (", linear_factor, ") must be positive");
   const std::int64_t S = std::int64_t(positions.size());
   const int half = dim / 2;
-  std::vector<float> inv(std::size_t(half));
+  std::vector<float> inv(static_cast<std::size_t>(half));
   for (int i = 0; i < half; ++i) {
     float e = float(2 * i) / float(dim);
     inv[std::size_t(i)] = float(1.0f / std::pow(float(theta), e)) / float(linear_factor);

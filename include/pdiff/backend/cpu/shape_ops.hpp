@@ -6,6 +6,8 @@
 // | cat(xs, dim)              | concatenation along dim; other dimensions must agree    |
 #pragma once
 
+#include <algorithm>
+
 #include <span>
 #include <vector>
 

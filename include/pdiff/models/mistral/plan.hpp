@@ -1,0 +1,64 @@
+// pdiff/models/mistral/plan.hpp — per-rank parameter memory of the Mistral text encoder.
+//
+// Counts the shapes the layers' own ShardPlans give for TP rank 0 (the largest shard), so the plan
+// cannot drift from what load() reads: embedding (vocab padded to a multiple of tp), per layer
+// q|k|v (kv heads replicated when fewer than tp), o, gate|up, down and two norms, the final norm,
+// and the LM head when generate() is wanted (tied heads share the embedding).
+#pragma once
+
+#include <cstdint>
+
+#include "pdiff/models/mistral/text_encoder.hpp"
+
+namespace pdiff {
+
+struct ParamPlan {
+  std::int64_t elements = 0;
+  std::int64_t bytes(std::int64_t bytes_per_element) const { return elements * bytes_per_element; }
+};
+
+template <int TPd>
+ParamPlan mistral_param_plan(const MistralConfig& cfg, bool with_lm_head = false) {
+  using C = Ctx<Layout<TP<TPd>, OnCpu>>;
+  const std::int64_t D = cfg.hidden_size, hd = cfg.head_dim, H = cfg.num_attention_heads,
+                     Hk = cfg.num_key_value_heads, I = cfg.intermediate_size;
+  ParamPlan p;
+  p.elements += VocabParallelEmbedding<C>(cfg.vocab_size, D).weight_plan(0).local.numel();
+  const std::int64_t per_layer = QKVParallel<C>(D, hd, H, Hk, false).weight_plan(0).local.numel() +
+                                 RowParallel<C>(H * hd, D, false).weight_plan(0).local.numel() +
+                                 MergedColumnParallel<C>(D, {I, I}, false, Sources::separate).weight_plan(0).local.numel() +
+                                 RowParallel<C>(I, D, false).weight_plan(0).local.numel() + 2 * D;
+  p.elements += per_layer * cfg.num_hidden_layers + D;
+  if (with_lm_head && !cfg.tie_word_embeddings)
+    p.elements += VocabParallelLMHead<C>(cfg.vocab_size, D).weight_plan(0).local.numel();
+  return p;
+}
+
+// The plan for a run-time TP degree among 1, 2, 4, 8.
+inline ParamPlan mistral_param_plan(const MistralConfig& cfg, int tp, bool with_lm_head = false) {
+  switch (tp) {
+    case 1: return mistral_param_plan<1>(cfg, with_lm_head);
+    case 2: return mistral_param_plan<2>(cfg, with_lm_head);
+    case 4: return mistral_param_plan<4>(cfg, with_lm_head);
+    case 8: return mistral_param_plan<8>(cfg, with_lm_head);
+  }
+  throw Error(detail::cat("mistral_param_plan: tp ", tp, " is not one of 1, 2, 4, 8"));
+}
+
+// Mistral-Small-3.1-24B's text_config (the FLUX.2-dev text encoder).
+inline MistralConfig mistral_small_3_1_24b() {
+  MistralConfig c;
+  c.vocab_size = 131072;
+  c.hidden_size = 5120;
+  c.intermediate_size = 32768;
+  c.num_hidden_layers = 40;
+  c.num_attention_heads = 32;
+  c.num_key_value_heads = 8;
+  c.head_dim = 128;
+  c.max_position_embeddings = 131072;
+  c.rope_theta = 1e9;
+  c.rms_norm_eps = 1e-5f;
+  return c;
+}
+
+}  // namespace pdiff
