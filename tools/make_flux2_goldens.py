@@ -64,3 +64,67 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+
+# --- the pipeline: tiny VAE + the dev transformer + FLUX.2's scheduler, text-to-image and image editing ---
+from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler  # noqa: E402
+from diffusers.pipelines.flux2.pipeline_flux2 import Flux2Pipeline as Pipe  # noqa: E402
+import numpy as np  # noqa: E402
+import PIL.Image  # noqa: E402
+
+# FLUX.2-dev's scheduler/scheduler_config.json
+SCHEDULER = dict(base_image_seq_len=256, base_shift=0.5, invert_sigmas=False, max_image_seq_len=4096, max_shift=1.15,
+                 num_train_timesteps=1000, shift=3.0, shift_terminal=None, stochastic_sampling=False,
+                 time_shift_type="exponential", use_beta_sigmas=False, use_dynamic_shifting=True,
+                 use_exponential_sigmas=False, use_karras_sigmas=False)
+
+
+def pipeline_goldens():
+    torch.manual_seed(5)
+    vae = AutoencoderKLFlux2(block_out_channels=(16, 16, 32, 32), layers_per_block=1, latent_channels=4,
+                             norm_num_groups=8).eval()
+    with torch.no_grad():
+        vae.bn.running_mean.copy_(0.1 * torch.randn(16))
+        vae.bn.running_var.copy_(0.5 + torch.rand(16))
+    transformer = Flux2Transformer2DModel.from_pretrained(os.path.join(ROOT, "dev", "transformer")).eval()
+    scheduler = FlowMatchEulerDiscreteScheduler(**SCHEDULER)
+    pipe = Pipe(scheduler=scheduler, vae=vae, text_encoder=None, tokenizer=None, transformer=transformer)
+    out_dir = os.path.join(ROOT, "dev", "pipeline")
+    vae.save_pretrained(os.path.join(out_dir, "vae"), safe_serialization=True)
+    scheduler.save_pretrained(os.path.join(out_dir, "scheduler"))
+
+    g = torch.Generator().manual_seed(7)
+    height, width, steps = 96, 128, 4
+    prompt_embeds = torch.randn(1, 12, 48, generator=g)
+    latents = torch.randn(1, 16, height // 16, width // 16, generator=g)
+    ref = (torch.rand(height, width, 3, generator=g) * 255).to(torch.uint8).numpy()
+    PIL.Image.fromarray(ref).save(os.path.join(out_dir, "reference.png"))
+    results = {"prompt_embeds": prompt_embeds, "latents_init": latents}
+    for mode in ("t2i", "i2i"):
+        captured = {}
+
+        def hook(_module, _args, output):
+            captured.setdefault("first", output[0].detach().clone())
+
+        handle = transformer.register_forward_hook(hook)
+
+        def on_step(_pipe, i, t, kw):
+            captured["latents"] = kw["latents"].detach().clone()
+            return kw
+
+        kwargs = dict(image=[PIL.Image.open(os.path.join(out_dir, "reference.png"))]) if mode == "i2i" else {}
+        with torch.no_grad():
+            image = pipe(prompt_embeds=prompt_embeds, latents=latents.clone(), height=height, width=width,
+                         num_inference_steps=steps, guidance_scale=4.0, output_type="pt",
+                         callback_on_step_end=on_step, **kwargs).images
+        handle.remove()
+        results[f"{mode}_sigmas"] = pipe.scheduler.sigmas.clone()
+        results[f"{mode}_first_output"] = captured["first"]
+        results[f"{mode}_final_latents"] = captured["latents"]
+        results[f"{mode}_image"] = image  # (1, 3, H, W) in [0, 1]
+    save_file({k: v.contiguous().float() for k, v in results.items()}, os.path.join(out_dir, "goldens.safetensors"))
+    print("pipeline: sigmas", results["t2i_sigmas"].tolist())
+
+
+if __name__ == "__main__":
+    pipeline_goldens()
