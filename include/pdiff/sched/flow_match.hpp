@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "pdiff/backend/cpu/memory.hpp"
+#include "pdiff/core/philox.hpp"
 #include "pdiff/core/tensor.hpp"
 #include "pdiff/io/config.hpp"
 
@@ -81,6 +82,10 @@ struct FlowMatchEulerScheduler {
     sigmas.push_back(0.0f);
   }
   int steps() const { return int(timesteps.size()); }
+
+  Tensor<float, OnCpu> scale_model_input(const Tensor<float, OnCpu>& x, int) const { return x; }
+  // The Sampler interface: deterministic, the generator is not used.
+  void step(const Tensor<float, OnCpu>& v, Tensor<float, OnCpu>& x, int i, Philox&) const { step(v, x, i); }
 
   // x ← x + (σ_{i+1} − σ_i)·v, in place.
   void step(const Tensor<float, OnCpu>& v, Tensor<float, OnCpu>& x, int i) const {
