@@ -126,5 +126,33 @@ def pipeline_goldens():
     print("pipeline: sigmas", results["t2i_sigmas"].tolist())
 
 
+def klein_cfg_goldens():
+    """klein (not distilled): true CFG neg + s·(pos − neg) with a second transformer call per step."""
+    from diffusers import Flux2KleinPipeline
+    vae = AutoencoderKLFlux2.from_pretrained(os.path.join(ROOT, "dev", "pipeline", "vae")).eval()
+    transformer = Flux2Transformer2DModel.from_pretrained(os.path.join(ROOT, "klein", "transformer")).eval()
+    pipe = Flux2KleinPipeline(scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER), vae=vae, text_encoder=None,
+                              tokenizer=None, transformer=transformer, is_distilled=False)
+    g = torch.Generator().manual_seed(11)
+    height, width, steps = 96, 128, 4
+    pos = torch.randn(1, 12, 48, generator=g)
+    neg = torch.randn(1, 12, 48, generator=g)
+    latents = torch.randn(1, 16, height // 16, width // 16, generator=g)
+    captured = {}
+
+    def on_step(_pipe, i, t, kw):
+        captured["latents"] = kw["latents"].detach().clone()
+        return kw
+
+    with torch.no_grad():
+        pipe(prompt_embeds=pos, negative_prompt_embeds=neg, latents=latents.clone(), height=height, width=width,
+             num_inference_steps=steps, guidance_scale=3.0, output_type="latent", callback_on_step_end=on_step)
+    save_file({"prompt_embeds": pos, "negative_prompt_embeds": neg, "latents_init": latents,
+               "final_latents": captured["latents"].contiguous()},
+              os.path.join(ROOT, "klein", "cfg_goldens.safetensors"))
+    print("klein cfg: final latents", float(captured["latents"].abs().mean()))
+
+
 if __name__ == "__main__":
     pipeline_goldens()
+    klein_cfg_goldens()
