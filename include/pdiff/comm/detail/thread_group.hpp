@@ -76,7 +76,7 @@ struct ThreadGroup {
                         world->timeout.count(), " ms waiting for rank(s) ", missing.empty() ? "?" : missing));
       }
     }
-    check_failed_locked(op, rank);
+    // ready: the step completed, even if a failure was flagged meanwhile (the next call reports it)
   }
 
   // Posts this rank's slot and waits until every rank has. Returns the generation.

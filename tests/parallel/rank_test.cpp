@@ -1,0 +1,72 @@
+// Rank and launch on thread ranks: degree-1 axes cost no bytes and no communicator; axis groups
+// match the layout's geometry; a failing rank ends launch() with its error; world-size errors.
+#include <doctest/doctest.h>
+
+#include <atomic>
+
+#include "pdiff/comm/thread_comm.hpp"
+#include "pdiff/parallel/launch.hpp"
+#include "pdiff/parallel/layout.hpp"
+
+using namespace pdiff;
+
+using Serial = Rank<Layout<OnCpu>, ThreadComm>;
+using Tp2 = Rank<Layout<TP<2>, OnCpu>, ThreadComm>;
+using Full = Rank<Layout<TP<2>, Ulysses<2>, Ring<2>, CFG<2>, DP<2>, EP<4>, VaePatch<2>, OnCpu>, ThreadComm>;
+// degree-1 axes are empty types that share storage: a serial rank is the world communicator + index + coords
+static_assert(std::is_same_v<decltype(Serial{}.tp), NoComm<Axis::tp>>);
+static_assert(std::is_empty_v<NoComm<Axis::tp>> && std::is_empty_v<SelfComm>);
+static_assert(sizeof(Serial) == sizeof(ThreadComm) + sizeof(int) + sizeof(Coords) ||
+              sizeof(Serial) <= sizeof(ThreadComm) + sizeof(int) + sizeof(Coords) + alignof(ThreadComm));
+static_assert(sizeof(Tp2) >= sizeof(Serial) + sizeof(ThreadComm));
+static_assert(std::is_same_v<decltype(Tp2{}.tp), ThreadComm> && std::is_same_v<decltype(Tp2{}.cfg), NoComm<Axis::cfg>>);
+static_assert(sizeof(Full) >= sizeof(Serial) + 7 * sizeof(ThreadComm));
+
+TEST_CASE("launch: axis groups follow the geometry (TP<2> x Ulysses<2> x CFG<2>, 8 thread ranks)") {
+  using L = Layout<CFG<2>, TP<2>, Ulysses<2>, OnCpu>;
+  std::vector<int> tp_sum(8), cfg_first(8), sp_size(8);
+  launch<L>({.mode = Launch::threads}, [&](auto& rank) {
+    CHECK(rank.coords == L::coords(rank.index));
+    CHECK(rank.tp.rank() == rank.coords.tp);
+    CHECK(rank.ulysses.rank() == rank.coords.ulysses);
+    CHECK(rank.cfg.rank() == rank.coords.cfg);
+    int v = rank.index;
+    rank.tp.all_reduce(&v, 1, ReduceOp::sum);
+    tp_sum[std::size_t(rank.index)] = v;
+    int g[2];
+    rank.cfg.all_gather(&rank.index, g, 1);
+    cfg_first[std::size_t(rank.index)] = g[0];
+    sp_size[std::size_t(rank.index)] = rank.sp.size();
+  });
+  for (int r = 0; r < 8; ++r) {
+    const auto grp = L::group<Axis::tp>(r);
+    CHECK(tp_sum[std::size_t(r)] == grp[0] + grp[1]);
+    CHECK(cfg_first[std::size_t(r)] == L::group<Axis::cfg>(r)[0]);
+    CHECK(sp_size[std::size_t(r)] == 2);
+  }
+}
+
+TEST_CASE("launch: the first failure is rethrown; the other ranks do not hang") {
+  std::atomic<int> aborted{0};
+  using Tp4 = Layout<TP<4>, OnCpu>;
+  CHECK_THROWS_WITH_AS(launch<Tp4>({.mode = Launch::threads},
+                                                    [&](auto& rank) {
+                                                      if (rank.index == 3) throw Error("rank 3 broke");
+                                                      float x = 1;
+                                                      try {
+                                                        rank.tp.all_reduce(&x, 1, ReduceOp::sum);
+                                                      } catch (const Error&) {
+                                                        ++aborted;
+                                                        throw;
+                                                      }
+                                                    }),
+                       doctest::Contains("rank 3 broke"), Error);
+  CHECK(aborted.load() == 3);
+}
+
+TEST_CASE("launch: a world size other than the layout's is a clear error") {
+  using L = Layout<TP<2>, CFG<2>, OnCpu>;
+  CHECK_THROWS_WITH_AS(launch<L>({.mode = Launch::threads, .world_size = 3}, [](auto&) {}),
+                       doctest::Contains("world size 3 requested but the layout needs 4 ranks (tp 2 x ulysses 1 x ring 1 x cfg 2 x dp 1)"),
+                       Error);
+}
