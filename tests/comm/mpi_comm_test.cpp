@@ -4,7 +4,9 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <numeric>
 #include <thread>
 
@@ -60,6 +62,54 @@ TEST_CASE("MpiComm collectives equal serial computations") {
   }
   c.barrier();
   CHECK(c.stats().all_gather == 3 * 8);
+}
+
+TEST_CASE("MpiComm reductions at every n (also n < size): rank order, float/bf16/int64, sum and max") {
+  auto c = MpiComm::world();
+  const int me = c.rank(), P = c.size();
+  auto val = [](int r, std::size_t i) { return float(int((r * 7 + int(i) * 3) % 11) - 5) * 0.375f; };
+  for (std::size_t n : {0, 1, 3, 4, 5, 1000, 4099}) {
+    CAPTURE(n);
+    std::vector<float> f(n), fmax(n);
+    std::vector<bf16> h(n);
+    std::vector<std::int64_t> l(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      f[i] = fmax[i] = val(me, i);
+      h[i] = bf16(val(me, i));
+      l[i] = std::int64_t(me) << 40 | std::int64_t(i);
+    }
+    c.all_reduce(f.data(), n, ReduceOp::sum);
+    c.all_reduce(fmax.data(), n, ReduceOp::max);
+    c.all_reduce(h.data(), n, ReduceOp::sum);
+    c.all_reduce(l.data(), n, ReduceOp::sum);
+    bool ok = true;
+    for (std::size_t i = 0; i < n; ++i) {
+      float s = val(0, i), mx = val(0, i), hs = float(bf16(val(0, i)));
+      std::int64_t ls = std::int64_t(i);
+      for (int r = 1; r < P; ++r) {
+        s += val(r, i), mx = std::max(mx, val(r, i)), hs += float(bf16(val(r, i)));
+        ls += std::int64_t(r) << 40 | std::int64_t(i);
+      }
+      ok = ok && f[i] == s && fmax[i] == mx && h[i].bits == bf16(hs).bits && l[i] == ls;
+    }
+    CHECK(ok);
+    std::vector<float> blocks(n * std::size_t(P)), mine(n);
+    for (std::size_t i = 0; i < blocks.size(); ++i) blocks[i] = val(me, i);
+    c.reduce_scatter(blocks.data(), mine.data(), n, ReduceOp::sum);
+    for (std::size_t i = 0; i < n; ++i) {
+      float s = val(0, std::size_t(me) * n + i);
+      for (int r = 1; r < P; ++r) s += val(r, std::size_t(me) * n + i);
+      ok = ok && mine[i] == s;
+    }
+    CHECK(ok);
+  }
+  std::uint64_t ar = 0, rs = 0;
+  for (std::size_t n : {0, 1, 3, 4, 5, 1000, 4099}) {
+    for (std::size_t elem : {4, 4, 2, 8}) ar += detail::ring_all_reduce_bytes(n, elem, P);
+    rs += std::uint64_t(P - 1) * n * 4;
+  }
+  CHECK(c.stats().all_reduce == ar);
+  CHECK(c.stats().reduce_scatter == rs);
 }
 
 TEST_CASE("MpiComm axis groups of a 2x2 mesh") {

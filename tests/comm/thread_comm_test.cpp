@@ -218,3 +218,58 @@ TEST_CASE("mismatched collectives are errors, not corruption") {
                              }),
                   Error);
 }
+
+TEST_CASE("reductions at every n (also n < size) are rank-ordered and bit-identical, float/bf16/f16/int64") {
+  auto v = [](int r, std::size_t i) { return float(int((r * 7 + int(i) * 3) % 11) - 5) * 0.375f; };
+  for (int P : {2, 3, 8})
+    for (std::size_t n : {0, 1, 5, 3001}) {
+      CAPTURE(P);
+      CAPTURE(n);
+      on_threads(P, [&](ThreadComm& c) {
+        const int me = c.rank();
+        std::vector<float> f(n), fm(n);
+        std::vector<bf16> h(n);
+        std::vector<f16> g(n);
+        std::vector<std::int64_t> l(n);
+        for (std::size_t i = 0; i < n; ++i) {
+          f[i] = fm[i] = v(me, i);
+          h[i] = bf16(v(me, i)), g[i] = f16(v(me, i));
+          l[i] = std::int64_t(me) << 40 | std::int64_t(i);
+        }
+        c.all_reduce(f.data(), n, ReduceOp::sum);
+        c.all_reduce(fm.data(), n, ReduceOp::max);
+        c.all_reduce(h.data(), n, ReduceOp::sum);
+        c.all_reduce(g.data(), n, ReduceOp::max);
+        c.all_reduce(l.data(), n, ReduceOp::sum);
+        bool ok = true;
+        for (std::size_t i = 0; i < n; ++i) {
+          float s = v(0, i), mx = v(0, i), hs = float(bf16(v(0, i))), gm = float(f16(v(0, i)));
+          std::int64_t ls = std::int64_t(i);
+          for (int r = 1; r < P; ++r) {
+            s += v(r, i), mx = std::max(mx, v(r, i)), hs += float(bf16(v(r, i))), gm = std::max(gm, float(f16(v(r, i))));
+            ls += std::int64_t(r) << 40 | std::int64_t(i);
+          }
+          ok = ok && f[i] == s && fm[i] == mx && h[i].bits == bf16(hs).bits && g[i].bits == f16(gm).bits && l[i] == ls;
+        }
+        CHECK(ok);
+        std::uint64_t want = 0;
+        for (std::size_t e : {4, 4, 2, 2, 8}) want += std::uint64_t(2) * std::uint64_t(P - 1) * n * e / std::uint64_t(P);
+        CHECK(c.stats().all_reduce == want);
+      });
+    }
+}
+
+TEST_CASE("all_to_all_v whose send and receive counts disagree is an error on every rank") {
+  std::atomic<int> errors{0};
+  on_threads(3, [&](ThreadComm& c) {
+    std::vector<std::size_t> sc(3, 1), rc(3, 1);
+    if (c.rank() == 1) sc[2] = 2;  // rank 2 still expects 1 from rank 1
+    std::vector<float> s(4), r(3);
+    try {
+      c.all_to_all_v(s.data(), sc, r.data(), rc);
+    } catch (const Error& e) {
+      if (std::string(e.what()).find("rank 1 sends 2 elements to rank 2 which expects 1") != std::string::npos) ++errors;
+    }
+  });
+  CHECK(errors == 3);
+}

@@ -9,6 +9,8 @@
 // the tensor. read_plan() builds a rank's shard from a layer's ShardPlan, reading only its slice.
 #pragma once
 
+#include <algorithm>
+
 #include <filesystem>
 #include <fstream>
 #include <map>

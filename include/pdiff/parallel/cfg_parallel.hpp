@@ -12,6 +12,8 @@
 // Rules: N ≤ branches (a clear error otherwise).
 #pragma once
 
+#include <algorithm>
+
 #include <vector>
 
 #include "pdiff/comm/tensor_collectives.hpp"

@@ -9,6 +9,8 @@
 // step: x̂₀ = (x − √(1−ᾱ_t)·ε)/√ᾱ_t; x' = c₀·x̂₀ + c₁·x; t > 0: x' += √var · z, z ~ N(0, 1) from gen.
 #pragma once
 
+#include <algorithm>
+
 #include <cmath>
 #include <vector>
 

@@ -7,6 +7,8 @@
 //   x ← x + ε·(σ_down − σ_i) + z·σ_up,  z ~ N(0, 1) from gen
 #pragma once
 
+#include <algorithm>
+
 #include <cmath>
 #include <vector>
 

@@ -13,6 +13,8 @@
 // Interval: guidance applies only for t in (lo, hi]; outside it the positive branch is returned.
 #pragma once
 
+#include <algorithm>
+
 #include <cmath>
 #include <functional>
 #include <span>

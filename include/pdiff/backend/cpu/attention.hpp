@@ -12,6 +12,8 @@
 // Scores are computed in blocks of query rows, so memory is O(block · Sk), not O(Sq · Sk).
 #pragma once
 
+#include <algorithm>
+
 #include <Eigen/Core>
 #include <cmath>
 #include <limits>

@@ -3,11 +3,12 @@
 //
 // | collective                 | MPI                                                               |
 // |----------------------------|-------------------------------------------------------------------|
-// | all_reduce, reduce_scatter | MPI_Iallgather, then every rank reduces in rank order: the result is bit-identical on every rank (also for bf16/f16, reduced in float) |
+// | all_reduce                 | MPI_Ialltoallv: rank r gets slice r of every buffer, reduces it in rank order, MPI_Iallgatherv shares the slices: 2·(P−1)/P·n sent, bit-identical on every rank (bf16/f16 reduced in float) |
+// | reduce_scatter             | MPI_Ialltoall: rank r gets block r of every buffer and reduces it in rank order |
 // | all_gather, all_to_all(_v) | MPI_Iallgather, MPI_Ialltoall(v) on bytes                         |
 // | broadcast, barrier         | MPI_Ibcast, MPI_Ibarrier                                          |
 // | send / recv                | MPI_Isend / MPI_Irecv                                             |
-// | split                      | MPI_Comm_split                                                    |
+// | split                      | MPI_Ibarrier (polled: a failed peer is reported, not waited for), then MPI_Comm_split |
 // Every wait polls the request, a poison channel and the clock: abort(reason) sends the reason to
 // every world rank on a dedicated communicator; a poller that sees it throws pdiff::Error naming the
 // failed rank, and one that waits past CommOptions::timeout throws and poisons the others. After
@@ -87,13 +88,28 @@ class MpiComm {
   int size() const { return size_; }
   CommStats stats() const { return *stats_; }
 
+  // buf: (n) in place; slice q = [n·q/P, n·(q+1)/P) is reduced by rank q.
   template <class T>
   void all_reduce(T* buf, std::size_t n, ReduceOp op) {
-    auto all = std::make_shared<std::vector<T>>(n * std::size_t(size_));
-    gather_bytes("all_reduce", buf, all->data(), n * sizeof(T), all);
-    std::vector<const T*> src(static_cast<std::size_t>(size_));
-    for (int r = 0; r < size_; ++r) src[std::size_t(r)] = all->data() + std::size_t(r) * n;
-    detail::reduce_into(buf, src.data(), size_, 0, n, op);
+    const auto p = std::size_t(size_), me = std::size_t(rank_);
+    const std::size_t lo = n * me / p, m = n * (me + 1) / p - lo;
+    std::vector<int> cnt(p), dsp(p), rcnt(p), rdsp(p);  // bytes: slices of buf; m-element parts
+    for (std::size_t q = 0; q < p; ++q) {
+      cnt[q] = checked_int((n * (q + 1) / p - n * q / p) * sizeof(T), "all_reduce");
+      dsp[q] = checked_int(n * q / p * sizeof(T), "all_reduce");
+      rcnt[q] = checked_int(m * sizeof(T), "all_reduce");
+      rdsp[q] = checked_int(q * m * sizeof(T), "all_reduce");
+    }
+    auto parts = std::make_shared<std::vector<T>>(m * p);  // (P, m): slice `me` of every rank's buf
+    MPI_Request req;
+    MPI_Ialltoallv(buf, cnt.data(), dsp.data(), MPI_BYTE, parts->data(), rcnt.data(), rdsp.data(), MPI_BYTE, comm_,
+                   &req);
+    wait(req, "all_reduce", parts);
+    std::vector<const T*> src(p);
+    for (std::size_t q = 0; q < p; ++q) src[q] = parts->data() + q * m;
+    detail::reduce_into(buf + lo, src.data(), size_, 0, m, op);
+    MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_BYTE, buf, cnt.data(), dsp.data(), MPI_BYTE, comm_, &req);
+    wait(req, "all_reduce");
     stats_->all_reduce += detail::ring_all_reduce_bytes(n, sizeof(T), size_);
     ++stats_->calls;
   }
@@ -105,11 +121,15 @@ class MpiComm {
   }
   template <class T>
   void reduce_scatter(const T* send, T* recv, std::size_t n, ReduceOp op) {
-    auto all = std::make_shared<std::vector<T>>(n * std::size_t(size_) * std::size_t(size_));
-    gather_bytes("reduce_scatter", send, all->data(), n * std::size_t(size_) * sizeof(T), all);
+    // send: (P, n) blocks; parts: (P, n), block `rank` of every rank's send
+    auto parts = std::make_shared<std::vector<T>>(n * std::size_t(size_));
+    const int b = checked_int(n * sizeof(T), "reduce_scatter");
+    MPI_Request req;
+    MPI_Ialltoall(send, b, MPI_BYTE, parts->data(), b, MPI_BYTE, comm_, &req);
+    wait(req, "reduce_scatter", parts);
     std::vector<const T*> src(static_cast<std::size_t>(size_));
-    for (int r = 0; r < size_; ++r) src[std::size_t(r)] = all->data() + std::size_t(r) * n * std::size_t(size_);
-    detail::reduce_into(recv, src.data(), size_, std::size_t(rank_) * n, n, op);
+    for (int r = 0; r < size_; ++r) src[std::size_t(r)] = parts->data() + std::size_t(r) * n;
+    detail::reduce_into(recv, src.data(), size_, 0, n, op);
     stats_->reduce_scatter += std::uint64_t(size_ - 1) * n * sizeof(T);
     ++stats_->calls;
   }
@@ -188,7 +208,12 @@ class MpiComm {
       rt.outgoing_req.push_back(req);
     }
   }
-  MpiComm split(int color, int key) const {
+  // Collective. MPI_Comm_split blocks, so a polled barrier first makes sure every rank is there
+  // (a failed or absent peer ends in an Error instead of a hang).
+  MpiComm split(int color, int key) {
+    MPI_Request req;
+    MPI_Ibarrier(comm_, &req);
+    wait(req, "split");
     MpiComm c;
     MPI_Comm_split(comm_, color, key, &c.comm_);
     c.timeout_ = timeout_;

@@ -15,6 +15,8 @@
 // Result: (B, Ni, out_channels) on every rank. Small embedders and modulations are replicated.
 #pragma once
 
+#include <algorithm>
+
 #include <span>
 #include <vector>
 

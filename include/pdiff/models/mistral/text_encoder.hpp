@@ -16,6 +16,8 @@
 // The encoder uses only the TP axis of the layout; sequence-parallel ranks hold the whole prompt.
 #pragma once
 
+#include <algorithm>
+
 #include <array>
 #include <span>
 #include <string>
