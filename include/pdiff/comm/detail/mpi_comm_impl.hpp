@@ -17,6 +17,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -59,7 +60,13 @@ struct MpiRuntime {
         if (!fin && !get().failed) MPI_Finalize();
       });
     }
-    if (control == MPI_COMM_NULL) MPI_Comm_dup(MPI_COMM_WORLD, &control);
+    if (control == MPI_COMM_NULL) {
+      // A peer that failed leaves collectives unmatched; MPI then reports an error (e.g. a truncated
+      // message) that must become a pdiff::Error naming the failure, not abort the process.
+      MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+      MPI_Comm_dup(MPI_COMM_WORLD, &control);
+      MPI_Comm_set_errhandler(control, MPI_ERRORS_RETURN);
+    }
   }
 };
 constexpr int kPoisonTag = 7001, kSendTag = 7002;
@@ -216,6 +223,7 @@ class MpiComm {
     wait(req, "split");
     MpiComm c;
     MPI_Comm_split(comm_, color, key, &c.comm_);
+    MPI_Comm_set_errhandler(c.comm_, MPI_ERRORS_RETURN);
     c.timeout_ = timeout_;
     MPI_Comm_rank(c.comm_, &c.rank_);
     MPI_Comm_size(c.comm_, &c.size_);
@@ -249,20 +257,10 @@ class MpiComm {
     auto& rt = detail::MpiRuntime::get();
     const auto deadline = std::chrono::steady_clock::now() + timeout_;
     for (int spins = 0;; ++spins) {
+      check_poison(op);
       int done = 0;
-      MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+      if (const int rc = MPI_Test(&req, &done, MPI_STATUS_IGNORE); rc != MPI_SUCCESS) mpi_failed(op, rc);
       if (done) return;
-      int flag = 0;
-      MPI_Status st;
-      MPI_Iprobe(MPI_ANY_SOURCE, detail::kPoisonTag, rt.control, &flag, &st);
-      if (flag) {
-        int len = 0;
-        MPI_Get_count(&st, MPI_CHAR, &len);
-        std::string why(std::size_t(len), '\0');
-        MPI_Recv(why.data(), len, MPI_CHAR, st.MPI_SOURCE, detail::kPoisonTag, rt.control, MPI_STATUS_IGNORE);
-        rt.failed = true;
-        throw Error(detail::cat("MpiComm: ", op, " on rank ", rank_, " aborted: rank ", st.MPI_SOURCE, " failed: ", why));
-      }
       if (rt.failed) throw Error(detail::cat("MpiComm: ", op, " on rank ", rank_, " after a failure: ", rt.reason));
       if (std::chrono::steady_clock::now() > deadline) {
         const std::string why = detail::cat("MpiComm: ", op, " on rank ", rank_, " of ", size_, " timed out after ",
@@ -272,6 +270,35 @@ class MpiComm {
       }
       if (spins > 1000) std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
+  }
+  // Throws the reason a failed rank sent on the poison channel, if one arrived.
+  void check_poison(const char* op) {
+    auto& rt = detail::MpiRuntime::get();
+    int flag = 0;
+    MPI_Status st;
+    MPI_Iprobe(MPI_ANY_SOURCE, detail::kPoisonTag, rt.control, &flag, &st);
+    if (!flag) return;
+    int len = 0;
+    MPI_Get_count(&st, MPI_CHAR, &len);
+    std::string why(std::size_t(len), '\0');
+    MPI_Recv(why.data(), len, MPI_CHAR, st.MPI_SOURCE, detail::kPoisonTag, rt.control, MPI_STATUS_IGNORE);
+    rt.failed = true;
+    throw Error(detail::cat("MpiComm: ", op, " on rank ", rank_, " aborted: rank ", st.MPI_SOURCE, " failed: ", why));
+  }
+  // MPI reported an error, usually because a failed peer left this collective unmatched: its poison
+  // message explains it better, so wait briefly for one before reporting MPI's own error.
+  [[noreturn]] void mpi_failed(const char* op, int rc) {
+    const auto grace = std::chrono::steady_clock::now() + std::min(timeout_, std::chrono::milliseconds(2000));
+    while (std::chrono::steady_clock::now() < grace) {
+      check_poison(op);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    const std::string why = detail::cat("MpiComm: ", op, " on rank ", rank_, " failed in MPI: ", std::string(msg, std::size_t(len)));
+    abort(why);
+    throw Error(why);
   }
 
   MPI_Comm comm_ = MPI_COMM_NULL;
