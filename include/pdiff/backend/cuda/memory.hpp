@@ -1,0 +1,63 @@
+// pdiff/backend/cuda/memory.hpp — memory<OnCuda>: device memory for Tensor<T, OnCuda> from the
+// stream-ordered caching pool (caching_allocator.hpp), copies on the current stream (stream.hpp).
+//
+// | function                    | stream behaviour                                                  |
+// |-----------------------------|-------------------------------------------------------------------|
+// | allocate / deallocate       | ordered on the current stream; a freed block is reused at once    |
+// | zero, copy (device↔device)  | enqueued on the current stream, returns at once                   |
+// | to_host, from_host          | enqueued on the current stream, then that stream is synchronised, |
+// |                             | so the host buffer is ready / reusable when they return           |
+// | live/peak/reserved_bytes()  | of the current device (or the one given); peak = high-water mark  |
+// Only with PDIFF_WITH_CUDA; plain host C++ (no kernels), compiles with g++.
+#pragma once
+
+#if defined(PDIFF_WITH_CUDA)
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+
+#include "pdiff/backend/cuda/caching_allocator.hpp"
+#include "pdiff/backend/cuda/check.hpp"
+#include "pdiff/backend/cuda/device.hpp"
+#include "pdiff/backend/cuda/stream.hpp"
+#include "pdiff/core/backend_tag.hpp"
+#include "pdiff/core/memory.hpp"
+
+namespace pdiff {
+
+template <>
+struct memory<OnCuda> {
+  static constexpr std::size_t alignment = 256;  // cudaMalloc's guarantee, kept by the pool
+
+  static void* allocate(std::size_t bytes) {
+    return CudaCachingAllocator::instance().allocate(bytes, current_cuda_stream());
+  }
+  static void deallocate(void* p, std::size_t /*bytes*/) noexcept { CudaCachingAllocator::instance().deallocate(p); }
+  static void zero(void* p, std::size_t bytes) { PDIFF_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, current_cuda_stream())); }
+  static void to_host(void* host_dst, const void* src, std::size_t bytes) {
+    const cudaStream_t s = current_cuda_stream();
+    PDIFF_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, s));
+    PDIFF_CUDA_CHECK(cudaStreamSynchronize(s));
+  }
+  static void from_host(void* dst, const void* host_src, std::size_t bytes) {
+    const cudaStream_t s = current_cuda_stream();
+    PDIFF_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, s));
+    PDIFF_CUDA_CHECK(cudaStreamSynchronize(s));  // a pinned host_src would otherwise be read later
+  }
+  // Within the device backend; also between devices (unified addressing).
+  static void copy(void* dst, const void* src, std::size_t bytes) {
+    PDIFF_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, current_cuda_stream()));
+  }
+
+  static CudaMemoryStats stats(int device) { return CudaCachingAllocator::instance().stats(device); }
+  static CudaMemoryStats stats() { return stats(cuda_device()); }
+  static std::size_t live_bytes() { return stats().live; }
+  static std::size_t peak_bytes() { return stats().peak; }
+  static std::size_t reserved_bytes() { return stats().reserved; }
+  static void reset_peak() { CudaCachingAllocator::instance().reset_peak(cuda_device()); }
+  // Returns cached (free) blocks of every device to CUDA.
+  static void empty_cache() { CudaCachingAllocator::instance().empty_cache(); }
+};
+
+}  // namespace pdiff
+#endif
