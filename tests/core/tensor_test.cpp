@@ -3,6 +3,8 @@
 
 #include <numeric>
 
+#include <thread>
+
 #include "pdiff/backend/cpu/convert.hpp"
 #include "pdiff/backend/cpu/memory.hpp"
 #include "pdiff/core/tensor.hpp"
@@ -80,4 +82,27 @@ TEST_CASE("memory<OnCpu>: live and peak bytes follow allocations") {
   }
   CHECK(memory<OnCpu>::live_bytes() == live0);
   CHECK(memory<OnCpu>::peak_bytes() >= live0 + 1024 * 256 * 4);
+}
+
+TEST_CASE("memory<OnCpu>: each thread has its own counter, credited back when another thread frees") {
+  std::size_t peak_a = 0, peak_b = 0;
+  Tensor<float> handed_back;
+  std::thread a([&] {
+    memory<OnCpu>::reset_thread_peak();
+    { Tensor<float> t({1000}); }
+    handed_back = Tensor<float>({500});
+    peak_a = memory<OnCpu>::thread_peak_bytes();
+    CHECK(memory<OnCpu>::thread_live_bytes() == 2000);
+  });
+  a.join();
+  std::thread b([&] {
+    Tensor<float> t({3000});
+    peak_b = memory<OnCpu>::thread_peak_bytes();
+  });
+  b.join();
+  CHECK(peak_a == 4000);
+  CHECK(peak_b == 12000);
+  const std::size_t main_live = memory<OnCpu>::thread_live_bytes();
+  handed_back = {};  // freed here, charged to thread a: this thread's count does not move
+  CHECK(memory<OnCpu>::thread_live_bytes() == main_live);
 }

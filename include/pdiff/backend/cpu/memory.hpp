@@ -1,10 +1,20 @@
-// pdiff/backend/cpu/memory.hpp — memory<OnCpu>: 64-byte aligned heap memory, with a per-process
-// live/peak byte counter (the CPU side of the allocator high-water mark).
+// pdiff/backend/cpu/memory.hpp — memory<OnCpu>: 64-byte aligned heap memory with live/peak byte
+// counters for the whole process and for the allocating thread (the CPU side of the allocator
+// high-water mark).
+//
+// | counter                               | counts                                                  |
+// |---------------------------------------|---------------------------------------------------------|
+// | live_bytes / peak_bytes / reset_peak  | every CPU tensor of the process                         |
+// | thread_live_bytes / thread_peak_bytes | tensors allocated by the calling thread; with thread ranks (launch<L>) one thread is one rank, so this is the per-rank peak |
+// Each block carries a 64-byte header naming the thread counter it was charged to, so a tensor
+// freed by another thread (a result handed back to the caller) is credited to the right one.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstring>
+#include <deque>
+#include <mutex>
 #include <new>
 
 #include "pdiff/core/backend_tag.hpp"
@@ -16,10 +26,27 @@ namespace detail {
 struct CpuMemoryStats {
   std::atomic<std::size_t> live{0};
   std::atomic<std::size_t> peak{0};
+  void add(std::size_t bytes) {
+    const std::size_t now = live.fetch_add(bytes) + bytes;
+    std::size_t p = peak.load();
+    while (now > p && !peak.compare_exchange_weak(p, now)) {}
+  }
+  void sub(std::size_t bytes) { live.fetch_sub(bytes); }
+  void reset_peak() { peak.store(live.load()); }
 };
 inline CpuMemoryStats& cpu_memory_stats() {
   static CpuMemoryStats s;
   return s;
+}
+// One counter per thread, kept for the life of the process: a block may outlive its thread.
+inline CpuMemoryStats& thread_memory_stats() {
+  static std::mutex mu;
+  static std::deque<CpuMemoryStats> all;
+  thread_local CpuMemoryStats* mine = [] {
+    std::lock_guard lock(mu);
+    return &all.emplace_back();
+  }();
+  return *mine;
 }
 }  // namespace detail
 
@@ -27,16 +54,20 @@ template <>
 struct memory<OnCpu> {
   static constexpr std::size_t alignment = 64;
   static void* allocate(std::size_t bytes) {
-    void* p = ::operator new(bytes, std::align_val_t(alignment));
-    auto& s = detail::cpu_memory_stats();
-    std::size_t now = s.live.fetch_add(bytes) + bytes;
-    std::size_t peak = s.peak.load();
-    while (now > peak && !s.peak.compare_exchange_weak(peak, now)) {}
-    return p;
+    auto* base = static_cast<std::byte*>(::operator new(bytes + alignment, std::align_val_t(alignment)));
+    auto* owner = &detail::thread_memory_stats();
+    std::memcpy(base, &owner, sizeof owner);
+    owner->add(bytes);
+    detail::cpu_memory_stats().add(bytes);
+    return base + alignment;
   }
   static void deallocate(void* p, std::size_t bytes) {
-    detail::cpu_memory_stats().live.fetch_sub(bytes);
-    ::operator delete(p, std::align_val_t(alignment));
+    auto* base = static_cast<std::byte*>(p) - alignment;
+    detail::CpuMemoryStats* owner = nullptr;
+    std::memcpy(&owner, base, sizeof owner);
+    owner->sub(bytes);
+    detail::cpu_memory_stats().sub(bytes);
+    ::operator delete(base, std::align_val_t(alignment));
   }
   static void zero(void* p, std::size_t bytes) { std::memset(p, 0, bytes); }
   static void to_host(void* dst, const void* src, std::size_t bytes) { std::memcpy(dst, src, bytes); }
@@ -46,7 +77,11 @@ struct memory<OnCpu> {
   // Bytes held by CPU tensors in this process now, and the most ever held (since reset_peak()).
   static std::size_t live_bytes() { return detail::cpu_memory_stats().live.load(); }
   static std::size_t peak_bytes() { return detail::cpu_memory_stats().peak.load(); }
-  static void reset_peak() { detail::cpu_memory_stats().peak.store(live_bytes()); }
+  static void reset_peak() { detail::cpu_memory_stats().reset_peak(); }
+  // The same for the blocks the calling thread allocated (one rank under thread launch).
+  static std::size_t thread_live_bytes() { return detail::thread_memory_stats().live.load(); }
+  static std::size_t thread_peak_bytes() { return detail::thread_memory_stats().peak.load(); }
+  static void reset_thread_peak() { detail::thread_memory_stats().reset_peak(); }
 };
 
 }  // namespace pdiff

@@ -1,0 +1,118 @@
+// pdiff/models/autoencoder_kl/autoencoder_kl.hpp — AutoencoderKL: encode and decode of diffusers'
+// AutoencoderKL / AutoencoderKLFlux2 (the shared part: encoder, decoder, quant convs), whole,
+// tiled like the reference, or spread over the ranks of a VaePatch group.
+//
+// | call                              | input              | output                                  |
+// |-----------------------------------|--------------------|-----------------------------------------|
+// | encode(x, opts, comm)             | (B, in, H, W)      | posterior mean (B, latent, H/f, W/f) = the reference's latent_dist.mode() |
+// | decode(z, opts, comm)             | (B, latent, h, w)  | (B, out, h·f, w·f), pixels in [−1, 1]  |
+// | to_latents / from_latents         | FLUX.1 scaling: scaling·(z − shift) and back (identity when unset) |
+// opts.split: none (whole image), tiled (the reference's tile grid and blending: equal to serial
+// tiled decode on every group size), patch (one haloed block per rank, no blending). H and W must
+// be multiples of f = 8; anything else is an error naming the size.
+#pragma once
+
+#include <optional>
+
+#include "pdiff/comm/self_comm.hpp"
+#include "pdiff/models/autoencoder_kl/decoder.hpp"
+#include "pdiff/models/autoencoder_kl/encoder.hpp"
+#include "pdiff/parallel/vae_tiling.hpp"
+
+namespace pdiff {
+
+struct VaeRunOptions {
+  std::optional<VaeSplit> split;  // nullopt: the whole image at once
+  std::int64_t tile = 0;          // tiled: input tile in latent pixels for decode, image pixels for encode (0: config)
+  std::int64_t halo = 0;          // patch: halo in latent pixels (0: tile_latent / 8, at least 1)
+  static VaeRunOptions whole() { return {}; }
+  static VaeRunOptions tiled(std::int64_t tile = 0) { return {VaeSplit::tiled, tile, 0}; }
+  static VaeRunOptions patch(std::int64_t halo = 0) { return {VaeSplit::patch, 0, halo}; }
+};
+
+class AutoencoderKL {
+ public:
+  AutoencoderKLConfig config;
+  VaeEncoder encoder;
+  VaeDecoder decoder;
+  std::optional<VaeConv> quant_conv, post_quant_conv;
+
+  static AutoencoderKL load(const Checkpoint& ck, const AutoencoderKLConfig& c) {
+    AutoencoderKL v;
+    v.config = c;
+    v.encoder = VaeEncoder::load(ck, c);
+    v.decoder = VaeDecoder::load(ck, c);
+    if (c.use_quant_conv)
+      v.quant_conv = VaeConv::load(ck, "quant_conv", 2 * c.latent_channels, 2 * c.latent_channels, 1, {});
+    if (c.use_post_quant_conv)
+      v.post_quant_conv = VaeConv::load(ck, "post_quant_conv", c.latent_channels, c.latent_channels, 1, {});
+    return v;
+  }
+  static AutoencoderKL load(const std::filesystem::path& dir) {
+    return load(Checkpoint::open(dir), AutoencoderKLConfig::load(dir));
+  }
+  std::int64_t factor() const { return config.scale(); }
+
+  // x: (B, in, H, W) → posterior mean (B, latent, H/f, W/f)
+  template <class Comm = SelfComm>
+  Tensor<float, OnCpu> encode(const Tensor<float, OnCpu>& x, const VaeRunOptions& o = {}, Comm&& comm = SelfComm{}) const {
+    const std::int64_t f = factor();
+    PDIFF_CHECK(x.rank() == 4 && x.size(1) == config.in_channels, "AutoencoderKL::encode: image", x.shape(),
+                " must be (B, ", config.in_channels, ", H, W)");
+    PDIFF_CHECK(x.size(2) % f == 0 && x.size(3) % f == 0, "AutoencoderKL::encode: image size ", x.size(2), "x",
+                x.size(3), " must be a multiple of the VAE factor ", f);
+    auto mean = [&](const Tensor<float, OnCpu>& img) { return posterior_mean(img); };
+    if (!o.split) return mean(x);
+    const VaeTiling t = *o.split == VaeSplit::tiled
+                            ? VaeTiling::tiled(x.size(2), x.size(3), o.tile ? o.tile : config.tile_sample(), 1, f,
+                                               config.overlap_factor)
+                            : VaeTiling::patches(x.size(2), x.size(3), comm.size(), halo(o) * f, 1, f);
+    return run_tiling(comm, t, x.size(0), config.latent_channels,
+                      [&](const VaeRegion& r) { return mean(crop_region(x, r)); });
+  }
+
+  // z: (B, latent, h, w) → image (B, out, h·f, w·f)
+  template <class Comm = SelfComm>
+  Tensor<float, OnCpu> decode(const Tensor<float, OnCpu>& z, const VaeRunOptions& o = {}, Comm&& comm = SelfComm{}) const {
+    PDIFF_CHECK(z.rank() == 4 && z.size(1) == config.latent_channels, "AutoencoderKL::decode: latents", z.shape(),
+                " must be (B, ", config.latent_channels, ", h, w)");
+    auto dec = [&](const Tensor<float, OnCpu>& lat) { return decoder(post_quant_conv ? (*post_quant_conv)(lat) : lat); };
+    if (!o.split) return dec(z);
+    const std::int64_t f = factor();
+    const VaeTiling t = *o.split == VaeSplit::tiled
+                            ? VaeTiling::tiled(z.size(2), z.size(3), o.tile ? o.tile : config.tile_latent(), f, 1,
+                                               config.overlap_factor)
+                            : VaeTiling::patches(z.size(2), z.size(3), comm.size(), halo(o), f, 1);
+    return run_tiling(comm, t, z.size(0), config.out_channels, [&](const VaeRegion& r) { return dec(crop_region(z, r)); });
+  }
+
+  // FLUX.1 (BAGEL): the denoiser's latents are scaling·(mean − shift); decode takes them back.
+  Tensor<float, OnCpu> to_latents(const Tensor<float, OnCpu>& mean) const {
+    Tensor<float, OnCpu> o(mean.shape());
+    for (std::int64_t i = 0; i < o.numel(); ++i)
+      o(i) = float((double(mean(i)) - config.shift_factor) * config.scaling_factor);
+    return o;
+  }
+  Tensor<float, OnCpu> from_latents(const Tensor<float, OnCpu>& z) const {
+    Tensor<float, OnCpu> o(z.shape());
+    for (std::int64_t i = 0; i < o.numel(); ++i) o(i) = float(double(z(i)) / config.scaling_factor + config.shift_factor);
+    return o;
+  }
+
+ private:
+  std::int64_t halo(const VaeRunOptions& o) const {
+    return o.halo ? o.halo : std::max<std::int64_t>(1, config.tile_latent() / 8);
+  }
+  Tensor<float, OnCpu> posterior_mean(const Tensor<float, OnCpu>& x) const {
+    auto m = encoder(x);
+    if (quant_conv) m = (*quant_conv)(m);
+    // moments: (B, 2·latent, h, w) = [mean | logvar]; the mode of the posterior is the mean
+    const std::int64_t B = m.size(0), L = config.latent_channels, hw = m.size(2) * m.size(3);
+    Tensor<float, OnCpu> mean({B, L, m.size(2), m.size(3)});
+    for (std::int64_t b = 0; b < B; ++b)
+      std::copy(m.data() + b * 2 * L * hw, m.data() + (b * 2 * L + L) * hw, mean.data() + b * L * hw);
+    return mean;
+  }
+};
+
+}  // namespace pdiff
