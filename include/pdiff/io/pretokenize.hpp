@@ -1,0 +1,416 @@
+// pdiff/io/pretokenize.hpp — the text stages of a tokenizer.json before and after the model:
+// normalizer, pre-tokenizer and decoder, as the HF tokenizers library defines them.
+//
+// | stage         | types handled                                 | anything else                        |
+// |---------------|-----------------------------------------------|--------------------------------------|
+// | Normalizer    | null, Sequence, Replace (String/Regex), Prepend, Strip | Error naming the field and type |
+// | PreTokenizer  | null, Sequence, Split (String/Regex pattern; behavior Isolated, Removed,     |
+// |               | MergedWithPrevious, MergedWithNext, Contiguous; invert), ByteLevel (add_prefix_space, |
+// |               | use_regex = the GPT-2 pattern)                                               |
+// | Decoder       | null, Sequence, ByteLevel, ByteFallback, Fuse, Replace (String), Strip        |
+// ByteLevel maps every byte to one printable character (GPT-2's bytes_to_unicode) so that BPE never meets
+// an unknown byte; its decoder maps back and repairs invalid UTF-8 with U+FFFD like the reference.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "pdiff/core/error.hpp"
+#include "pdiff/io/regex.hpp"
+#include "pdiff/io/unicode.hpp"
+
+namespace pdiff::tok {
+
+using nlohmann::json;
+
+// ---- byte level -------------------------------------------------------------------------------
+struct ByteLevelMap {
+  std::array<char32_t, 256> to_char{};
+  std::array<int, 512> to_byte{};  // code point (< 512) → byte, -1 if none
+  ByteLevelMap() {
+    to_byte.fill(-1);
+    int n = 0;
+    for (int b = 0; b < 256; ++b) {
+      bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+      to_char[std::size_t(b)] = printable ? char32_t(b) : char32_t(256 + n++);
+      to_byte[to_char[std::size_t(b)]] = b;
+    }
+  }
+  static const ByteLevelMap& get() {
+    static const ByteLevelMap m;
+    return m;
+  }
+  std::string encode(std::string_view bytes) const {
+    std::string out;
+    out.reserve(bytes.size() * 2);
+    for (unsigned char b : bytes) unicode::append_utf8(out, to_char[b]);
+    return out;
+  }
+};
+
+// The regex ByteLevel uses when use_regex is true (GPT-2's).
+inline constexpr std::string_view gpt2_pattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
+// A Split/Replace pattern: a literal string or a regex.
+struct Pattern {
+  std::string literal;
+  std::shared_ptr<const UnicodeRegex> regex;
+
+  static Pattern from_json(const json& j, const std::string& where) {
+    Pattern p;
+    PDIFF_CHECK(j.is_object(), where, ": must be {\"String\": ...} or {\"Regex\": ...}");
+    if (j.contains("Regex") && j["Regex"].is_string()) {
+      p.regex = std::make_shared<UnicodeRegex>(j["Regex"].get<std::string>(), where + ".Regex");
+    } else {
+      PDIFF_CHECK(j.contains("String") && j["String"].is_string(), where,
+                  ": must be {\"String\": ...} or {\"Regex\": ...}");
+      p.literal = j["String"].get<std::string>();
+    }
+    return p;
+  }
+  // Matches in `s` as byte ranges, tagged: the pieces between and the matches, covering all of s.
+  std::vector<std::pair<std::pair<std::size_t, std::size_t>, bool>> split(std::string_view s) const {
+    std::vector<std::pair<std::pair<std::size_t, std::size_t>, bool>> out;
+    std::size_t prev = 0;
+    auto add = [&](std::size_t b, std::size_t e) {
+      if (b != prev) out.push_back({{prev, b}, false});
+      out.push_back({{b, e}, true});
+      prev = e;
+    };
+    if (regex) {
+      if (s.empty()) return {{{0, 0}, false}};
+      auto d = unicode::decode_utf8(s, "tokenizer input");
+      for (auto [b, e] : regex->find_all(d.cps)) add(d.offsets[b], d.offsets[e]);
+    } else {
+      if (literal.empty()) return {{{0, s.size()}, false}};
+      for (std::size_t at = s.find(literal); at != std::string_view::npos; at = s.find(literal, prev))
+        add(at, at + literal.size());
+    }
+    if (prev != s.size()) out.push_back({{prev, s.size()}, false});
+    return out;
+  }
+  std::string replace_all(std::string_view s, std::string_view content) const {
+    std::string out;
+    for (const auto& [r, m] : split(s)) {
+      if (m) out += content;
+      else out += s.substr(r.first, r.second - r.first);
+    }
+    return out;
+  }
+};
+
+inline std::string type_of(const json& j, const std::string& where) {
+  PDIFF_CHECK(j.is_object() && j.contains("type") && j["type"].is_string(), where,
+              ": must be an object with a string \"type\"");
+  return j["type"].get<std::string>();
+}
+template <class T>
+T field(const json& j, const char* key, const std::string& where, T fallback) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  try {
+    return j[key].get<T>();
+  } catch (const json::exception&) {
+    throw Error(detail::cat(where, ".", key, ": has the wrong JSON type"));
+  }
+}
+
+// ---- normalizer --------------------------------------------------------------------------------
+struct Normalizer {
+  enum Kind { None, Sequence, Replace, Prepend, Strip } kind = None;
+  std::vector<Normalizer> steps;
+  Pattern pattern;
+  std::string content;
+  bool left = false, right = false;
+
+  static Normalizer from_json(const json& j, const std::string& where) {
+    Normalizer n;
+    if (j.is_null()) return n;
+    std::string t = type_of(j, where);
+    if (t == "Sequence") {
+      n.kind = Sequence;
+      PDIFF_CHECK(j.contains("normalizers") && j["normalizers"].is_array(), where, ".normalizers: must be an array");
+      for (std::size_t i = 0; i < j["normalizers"].size(); ++i)
+        n.steps.push_back(from_json(j["normalizers"][i], detail::cat(where, ".normalizers[", i, "]")));
+    } else if (t == "Replace") {
+      n.kind = Replace;
+      PDIFF_CHECK(j.contains("pattern"), where, ".pattern: missing");
+      n.pattern = Pattern::from_json(j["pattern"], where + ".pattern");
+      n.content = field<std::string>(j, "content", where, "");
+    } else if (t == "Prepend") {
+      n.kind = Prepend;
+      n.content = field<std::string>(j, "prepend", where, "");
+    } else if (t == "Strip") {
+      n.kind = Strip;
+      n.left = field<bool>(j, "strip_left", where, false);
+      n.right = field<bool>(j, "strip_right", where, false);
+    } else {
+      throw Error(detail::cat(where, ": normalizer type '", t,
+                              "' is not supported (Sequence, Replace, Prepend, Strip are)"));
+    }
+    return n;
+  }
+  std::string apply(std::string s) const {
+    switch (kind) {
+      case None: return s;
+      case Sequence:
+        for (const auto& st : steps) s = st.apply(std::move(s));
+        return s;
+      case Replace: return pattern.replace_all(s, content);
+      case Prepend: return s.empty() ? s : content + s;
+      case Strip: {
+        auto d = unicode::decode_utf8(s, "tokenizer input");
+        std::size_t b = 0, e = d.cps.size();
+        while (left && b < e && unicode::is_white_space(d.cps[b])) ++b;
+        while (right && e > b && unicode::is_white_space(d.cps[e - 1])) --e;
+        return s.substr(d.offsets[b], d.offsets[e] - d.offsets[b]);
+      }
+    }
+    return s;
+  }
+};
+
+// ---- pre-tokenizer -----------------------------------------------------------------------------
+struct PreTokenizer {
+  enum Kind { None, Sequence, Split, ByteLevel } kind = None;
+  enum Behavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous } behavior = Isolated;
+  std::vector<PreTokenizer> steps;
+  Pattern pattern;
+  bool invert = false, add_prefix_space = false, use_regex = false;
+
+  static PreTokenizer from_json(const json& j, const std::string& where) {
+    PreTokenizer p;
+    if (j.is_null()) return p;
+    std::string t = type_of(j, where);
+    if (t == "Sequence") {
+      p.kind = Sequence;
+      PDIFF_CHECK(j.contains("pretokenizers") && j["pretokenizers"].is_array(), where,
+                  ".pretokenizers: must be an array");
+      for (std::size_t i = 0; i < j["pretokenizers"].size(); ++i)
+        p.steps.push_back(from_json(j["pretokenizers"][i], detail::cat(where, ".pretokenizers[", i, "]")));
+    } else if (t == "Split") {
+      p.kind = Split;
+      PDIFF_CHECK(j.contains("pattern"), where, ".pattern: missing");
+      p.pattern = Pattern::from_json(j["pattern"], where + ".pattern");
+      p.invert = field<bool>(j, "invert", where, false);
+      std::string b = field<std::string>(j, "behavior", where, "Isolated");
+      static const std::pair<const char*, Behavior> names[] = {
+          {"Removed", Removed}, {"Isolated", Isolated}, {"MergedWithPrevious", MergedWithPrevious},
+          {"MergedWithNext", MergedWithNext}, {"Contiguous", Contiguous}};
+      bool found = false;
+      for (auto [n, v] : names)
+        if (b == n) p.behavior = v, found = true;
+      PDIFF_CHECK(found, where, ".behavior: '", b, "' is not a Split behavior");
+    } else if (t == "ByteLevel") {
+      p.kind = ByteLevel;
+      p.add_prefix_space = field<bool>(j, "add_prefix_space", where, true);
+      p.use_regex = field<bool>(j, "use_regex", where, true);
+      if (p.use_regex) p.pattern.regex = std::make_shared<UnicodeRegex>(gpt2_pattern, where + " (GPT-2 regex)");
+    } else {
+      throw Error(detail::cat(where, ": pre_tokenizer type '", t,
+                              "' is not supported (Sequence, Split, ByteLevel are)"));
+    }
+    return p;
+  }
+
+  // pieces → pieces (UTF-8; after ByteLevel, byte-level characters)
+  void apply(std::vector<std::string>& pieces) const {
+    switch (kind) {
+      case None: return;
+      case Sequence:
+        for (const auto& st : steps) st.apply(pieces);
+        return;
+      case Split: {
+        std::vector<std::string> out;
+        for (const auto& p : pieces) split_piece(p, behavior, out);
+        pieces = std::move(out);
+        return;
+      }
+      case ByteLevel: {
+        std::vector<std::string> out;
+        for (auto& p : pieces) {
+          if (add_prefix_space && (p.empty() || p[0] != ' ')) p.insert(p.begin(), ' ');
+          if (use_regex) split_piece(p, Isolated, out);
+          else out.push_back(std::move(p));
+        }
+        for (auto& p : out) p = ByteLevelMap::get().encode(p);
+        pieces = std::move(out);
+        return;
+      }
+    }
+  }
+
+ private:
+  void split_piece(const std::string& s, Behavior how, std::vector<std::string>& out) const {
+    auto m = pattern.split(s);
+    if (invert)
+      for (auto& x : m) x.second = !x.second;
+    std::vector<std::pair<std::size_t, std::size_t>> r;  // byte ranges kept
+    bool prev_match = false;
+    switch (how) {
+      case Removed:
+        for (auto& [o, is] : m)
+          if (!is) r.push_back(o);
+        break;
+      case Isolated:
+        for (auto& [o, is] : m) r.push_back(o);
+        break;
+      case MergedWithPrevious:
+        for (auto& [o, is] : m) {
+          if (is && !prev_match && !r.empty()) r.back().second = o.second;
+          else r.push_back(o);
+          prev_match = is;
+        }
+        break;
+      case MergedWithNext:
+        for (auto it = m.rbegin(); it != m.rend(); ++it) {
+          if (it->second && !prev_match && !r.empty()) r.back().first = it->first.first;
+          else r.push_back(it->first);
+          prev_match = it->second;
+        }
+        std::reverse(r.begin(), r.end());
+        break;
+      case Contiguous:
+        for (std::size_t i = 0; i < m.size(); ++i) {
+          if (i > 0 && m[i].second == prev_match) r.back().second = m[i].first.second;
+          else r.push_back(m[i].first);
+          prev_match = m[i].second;
+        }
+        break;
+    }
+    for (auto [b, e] : r)
+      if (e > b) out.push_back(s.substr(b, e - b));
+  }
+};
+
+// ---- decoder -----------------------------------------------------------------------------------
+struct Decoder {
+  enum Kind { None, Sequence, ByteLevel, ByteFallback, Fuse, Replace, Strip } kind = None;
+  std::vector<Decoder> steps;
+  Pattern pattern;
+  std::string content;
+  std::size_t start = 0, stop = 0;
+
+  static Decoder from_json(const json& j, const std::string& where) {
+    Decoder d;
+    if (j.is_null()) return d;
+    std::string t = type_of(j, where);
+    if (t == "Sequence") {
+      d.kind = Sequence;
+      PDIFF_CHECK(j.contains("decoders") && j["decoders"].is_array(), where, ".decoders: must be an array");
+      for (std::size_t i = 0; i < j["decoders"].size(); ++i)
+        d.steps.push_back(from_json(j["decoders"][i], detail::cat(where, ".decoders[", i, "]")));
+    } else if (t == "ByteLevel") {
+      d.kind = ByteLevel;
+    } else if (t == "ByteFallback") {
+      d.kind = ByteFallback;
+    } else if (t == "Fuse") {
+      d.kind = Fuse;
+    } else if (t == "Replace") {
+      d.kind = Replace;
+      PDIFF_CHECK(j.contains("pattern"), where, ".pattern: missing");
+      d.pattern = Pattern::from_json(j["pattern"], where + ".pattern");
+      d.content = field<std::string>(j, "content", where, "");
+    } else if (t == "Strip") {
+      d.kind = Strip;
+      d.content = field<std::string>(j, "content", where, " ");
+      d.start = field<std::size_t>(j, "start", where, 0);
+      d.stop = field<std::size_t>(j, "stop", where, 0);
+    } else {
+      throw Error(detail::cat(where, ": decoder type '", t,
+                              "' is not supported (Sequence, ByteLevel, ByteFallback, Fuse, Replace, Strip are)"));
+    }
+    return d;
+  }
+
+  // tokens → tokens; the caller joins the result
+  void apply(std::vector<std::string>& toks) const {
+    switch (kind) {
+      case None: return;
+      case Sequence:
+        for (const auto& st : steps) st.apply(toks);
+        return;
+      case ByteLevel: {
+        const auto& map = ByteLevelMap::get();
+        std::string bytes;
+        for (const auto& t : toks) {
+          auto d = unicode::decode_utf8(t, "token");
+          std::string mapped;
+          bool ok = true;
+          for (char32_t c : d.cps) {
+            if (c >= 512 || map.to_byte[c] < 0) {
+              ok = false;
+              break;
+            }
+            mapped += char(map.to_byte[c]);
+          }
+          bytes += ok ? mapped : t;  // a token with a character outside the map stays as it is
+        }
+        toks = {unicode::utf8_lossy(bytes)};
+        return;
+      }
+      case ByteFallback: {
+        std::vector<std::string> out;
+        std::string run;  // consecutive <0xXX> bytes
+        std::size_t run_n = 0;
+        auto flush = [&] {
+          if (run_n == 0) return;
+          if (unicode::utf8_lossy(run) == run) out.push_back(run);
+          else
+            for (std::size_t i = 0; i < run_n; ++i) out.push_back("\xEF\xBF\xBD");
+          run.clear(), run_n = 0;
+        };
+        for (const auto& t : toks) {
+          int b = byte_token(t);
+          if (b >= 0) run += char(b), ++run_n;
+          else flush(), out.push_back(t);
+        }
+        flush();
+        toks = std::move(out);
+        return;
+      }
+      case Fuse: {
+        std::string all;
+        for (const auto& t : toks) all += t;
+        toks = {all};
+        return;
+      }
+      case Replace:
+        for (auto& t : toks) t = pattern.replace_all(t, content);
+        return;
+      case Strip:
+        for (auto& t : toks) {
+          std::size_t b = 0, e = t.size(), n = 0;
+          while (n < start && !content.empty() && t.compare(b, content.size(), content) == 0 && b < e)
+            b += content.size(), ++n;
+          n = 0;
+          while (n < stop && !content.empty() && e >= b + content.size() &&
+                 t.compare(e - content.size(), content.size(), content) == 0)
+            e -= content.size(), ++n;
+          t = t.substr(b, e - b);
+        }
+        return;
+    }
+  }
+
+  // "<0x41>" → 0x41, anything else → -1
+  static int byte_token(std::string_view t) {
+    if (t.size() != 6 || t.substr(0, 3) != "<0x" || t[5] != '>') return -1;
+    int v = 0;
+    for (char c : t.substr(3, 2)) {
+      int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      if (d < 0) return -1;
+      v = v * 16 + d;
+    }
+    return v;
+  }
+};
+
+}  // namespace pdiff::tok
