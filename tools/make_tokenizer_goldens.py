@@ -11,6 +11,11 @@ Writes tests/golden/mistral3_tiny/tokenizer/:
   goldens.json           ids of ~24 strings (with and without special tokens), and the FLUX.2 prompt
                          formatted by apply_chat_template, padded to max_length with its mask (right and left
                          padding), plus a prompt longer than max_length (truncated).
+and tests/golden/mistral3_tiny/tokenizer_v1/tokenizer.json: the structure of Mistral's v1 (sentencepiece
+converted) tokenizer.json — normalizer Prepend("▁") + Replace(" ", "▁"), no pre-tokenizer, <0xXX> byte
+tokens in the vocab with byte_fallback (the alphabet leaves out rare characters so that fallback happens),
+merges in the legacy "a b" string format, decoder Replace + ByteFallback + Fuse + Strip; its ids are in
+goldens.json under "v1_cases".
 The vocabulary is 512 entries, the vocab_size of the tiny Mistral3 text encoder next to it.
 Versions are pinned in tools/refenv.sh.
 """
@@ -21,7 +26,7 @@ import tokenizers
 import transformers
 from diffusers.pipelines.flux2.pipeline_flux2 import format_input
 from diffusers.pipelines.flux2.system_messages import SYSTEM_MESSAGE
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "golden", "mistral3_tiny", "tokenizer")
@@ -113,6 +118,35 @@ STRINGS = [
 PROMPTS = ["A cozy cabin in snowy mountains at night, warm light from the windows, café 東京 🙂.", ""]
 
 
+def build_v1():
+    """A Llama/Mistral-v1 style tokenizer: ids 0-2 <unk> <s> </s>, 3-258 <0x00>..<0xFF>, then trained tokens."""
+    tok = Tokenizer(models.BPE(byte_fallback=True, fuse_unk=True, unk_token="<unk>"))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    trainer = trainers.BpeTrainer(vocab_size=420, min_frequency=2, special_tokens=["<unk>", "<s>", "</s>"],
+                                  show_progress=False, limit_alphabet=70)
+    tok.train_from_iterator(CORPUS.splitlines() * 4, trainer=trainer)
+    j = json.loads(tok.to_str())
+    trained = sorted(((i, t) for t, i in j["model"]["vocab"].items() if i >= 3))
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for b in range(256):
+        vocab[f"<0x{b:02X}>"] = len(vocab)
+    for _, t in trained:
+        vocab.setdefault(t, len(vocab))
+    j["model"]["vocab"] = vocab
+    j["model"]["merges"] = [f"{a} {b}" for a, b in j["model"]["merges"]]  # the legacy format
+    for a in j["added_tokens"]:
+        a["id"] = vocab[a["content"]]
+    j["post_processor"] = {"type": "TemplateProcessing",
+                           "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                           "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                                    {"Sequence": {"id": "B", "type_id": 0}}],
+                           "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}}
+    j["decoder"] = {"type": "Sequence", "decoders": [
+        {"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"},
+        {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+    return j
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     tok = build()
@@ -151,11 +185,22 @@ def main():
         entry["unpadded_length"] = len(tok.encode(text, add_special_tokens=False).ids)
         chat.append(entry)
 
+    os.makedirs(OUT + "_v1", exist_ok=True)
+    with open(os.path.join(OUT + "_v1", "tokenizer.json"), "w") as f:
+        json.dump(build_v1(), f, ensure_ascii=False, indent=0)
+    v1 = Tokenizer.from_file(os.path.join(OUT + "_v1", "tokenizer.json"))
+    v1_cases = []
+    for s in STRINGS:
+        enc = v1.encode(s)
+        v1_cases.append({"text": s, "ids": enc.ids, "ids_no_special": v1.encode(s, add_special_tokens=False).ids,
+                         "decoded": v1.decode(enc.ids, skip_special_tokens=True)})
+
     golden = {
         "versions": {"tokenizers": tokenizers.__version__, "transformers": transformers.__version__},
         "system_message": SYSTEM_MESSAGE,
         "cases": cases,
         "chat": chat,
+        "v1_cases": v1_cases,
     }
     with open(os.path.join(OUT, "goldens.json"), "w") as f:
         json.dump(golden, f, ensure_ascii=False, separators=(",", ":"))

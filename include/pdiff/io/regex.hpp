@@ -86,7 +86,7 @@ class UnicodeRegex {
     char32_t c = 0;
     int cls = 0, min = 0, max = 0;  // max -1: unbounded
     bool greedy = true, neg = false;
-    std::vector<Node> kids;
+    std::vector<Node> kids{};
   };
 
   std::string what_;
