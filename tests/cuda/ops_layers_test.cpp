@@ -1,0 +1,169 @@
+// Every CUDA layer op (include/pdiff/backend/cuda/kernels) equals its CPU op (backend/cpu) within
+// the NMSE of its storage type, fp32 and bf16, on shapes with vector and scalar paths and tails.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "ops_check.hpp"
+#include "pdiff/backend/cpu/activation.hpp"
+#include "pdiff/backend/cpu/norm.hpp"
+#include "pdiff/backend/cpu/rope.hpp"
+
+using namespace pdiff;
+using namespace pdiff::test;
+
+namespace {
+constexpr Dt kTypes[] = {Dt::f32, Dt::bf16};
+}
+
+TEST_CASE("rms_norm on CUDA equals the CPU op: weighted, unweighted, per-head q/k rows") {
+  struct C {
+    std::int64_t rows;
+    int d;
+  };
+  for (Dt dt : kTypes)
+    for (C c : {C{37, 3072}, C{1000, 128}, C{513, 64}, C{7, 100}, C{3, 5000}, C{5, 13}}) {
+      CAPTURE(dt_name(dt));
+      CAPTURE(c.rows);
+      CAPTURE(c.d);
+      const auto x = as_dt(dt, randn(std::size_t(c.rows * c.d), 1, 2.0f, 0.5f));
+      const auto w = as_dt(dt, randn(std::size_t(c.d), 2, 0.3f, 1.0f));
+      const CpuTensor xc = cpu(x, {c.rows, c.d}), wc = cpu(w, {c.d});
+      CHECK(nmse(dev_rms_norm(dt, x, &w, c.rows, c.d, 1e-6f), rms_norm(xc, wc, 1e-6f)) < max_nmse(dt));
+      CHECK(nmse(dev_rms_norm(dt, x, nullptr, c.rows, c.d, 1e-5f), rms_norm(xc, 1e-5f)) < max_nmse(dt));
+    }
+}
+
+TEST_CASE("layer_norm fused with modulate on CUDA equals CPU layer_norm then modulate") {
+  struct C {
+    std::int64_t b, s;
+    int d;
+  };
+  for (Dt dt : kTypes)
+    for (C c : {C{2, 77, 3072}, C{1, 300, 128}, C{3, 5, 100}, C{2, 3, 6144}}) {
+      CAPTURE(dt_name(dt));
+      CAPTURE(c.s);
+      CAPTURE(c.d);
+      const auto n = std::size_t(c.b * c.s * c.d);
+      const auto x = as_dt(dt, randn(n, 3, 1.5f, 4.0f));  // a large mean: two-pass variance matters
+      const auto w = as_dt(dt, randn(std::size_t(c.d), 4, 0.2f, 1.0f));
+      const auto bias = as_dt(dt, randn(std::size_t(c.d), 5, 0.2f));
+      const auto shift = as_dt(dt, randn(std::size_t(c.b * c.d), 6, 0.5f));
+      const auto scale = as_dt(dt, randn(std::size_t(c.b * c.d), 7, 0.5f));
+      const CpuTensor xc = cpu(x, {c.b, c.s, c.d}), wc = cpu(w, {c.d}), bc = cpu(bias, {c.d});
+      const CpuTensor shc = cpu(shift, {c.b, c.d}), scc = cpu(scale, {c.b, c.d});
+      // FLUX.2: no affine, modulated
+      CHECK(nmse(dev_layer_norm_modulate(dt, x, nullptr, nullptr, &shift, &scale, c.b, c.s, c.d, 1e-6f),
+                 modulate(layer_norm(xc, 1e-6f), shc, scc)) < max_nmse(dt));
+      // affine, modulated
+      CHECK(nmse(dev_layer_norm_modulate(dt, x, &w, &bias, &shift, &scale, c.b, c.s, c.d, 1e-5f),
+                 modulate(layer_norm(xc, wc, bc, 1e-5f), shc, scc)) < max_nmse(dt));
+      // affine, not modulated
+      CHECK(nmse(dev_layer_norm_modulate(dt, x, &w, &bias, nullptr, nullptr, c.b, c.s, c.d, 1e-5f),
+                 layer_norm(xc, wc, bc, 1e-5f)) < max_nmse(dt));
+    }
+}
+
+TEST_CASE("group_norm on CUDA equals the CPU op") {
+  for (Dt dt : kTypes) {
+    CAPTURE(dt_name(dt));
+    const std::int64_t B = 2, C = 64, rest = 17 * 13;
+    const int groups = 32;
+    const auto x = as_dt(dt, randn(std::size_t(B * C * rest), 8, 1.0f, 2.0f));
+    const auto w = as_dt(dt, randn(std::size_t(C), 9, 0.2f, 1.0f));
+    const auto b = as_dt(dt, randn(std::size_t(C), 10, 0.2f));
+    const CpuTensor xc = cpu(x, {B, C, rest}), wc = cpu(w, {C}), bc = cpu(b, {C});
+    CHECK(nmse(dev_group_norm(dt, x, &w, &b, B, C, rest, groups, 1e-6f), group_norm(xc, groups, wc, bc, 1e-6f)) <
+          max_nmse(dt));
+    CHECK(nmse(dev_group_norm(dt, x, nullptr, nullptr, B, C, rest, groups, 1e-6f),
+               group_norm(xc, groups, CpuTensor{}, CpuTensor{}, 1e-6f)) < max_nmse(dt));
+  }
+}
+
+TEST_CASE("rope on CUDA equals the CPU op: rotate-half and interleaved, shared and per-batch tables") {
+  const std::int64_t B = 2, S = 45, H = 3;
+  const int D = 128;
+  std::vector<std::int64_t> pos(S);
+  for (std::int64_t s = 0; s < S; ++s) pos[std::size_t(s)] = 3 * s + 1;
+  const RopeTable t1 = rope_table_1d(pos, D, 10000.0);
+  CpuTensor ids({S, 4});
+  for (std::int64_t s = 0; s < S; ++s)
+    for (int a = 0; a < 4; ++a) ids(s * 4 + a) = float((s * (a + 1)) % 11);
+  const int axes[] = {32, 32, 32, 32};
+  const RopeTable t2 = rope_table_axes(ids, axes, 2000.0);
+  // per-batch table (B, S, D): batch 1 shifted positions
+  RopeTable tb{CpuTensor({B, S, D}), CpuTensor({B, S, D})};
+  for (std::int64_t i = 0; i < S * D; ++i) {
+    tb.cos(i) = t1.cos(i), tb.sin(i) = t1.sin(i);
+    tb.cos(S * D + i) = t2.cos(i), tb.sin(S * D + i) = t2.sin(i);
+  }
+  auto vec = [](const CpuTensor& c) { return std::vector<float>(c.data(), c.data() + c.numel()); };
+  for (Dt dt : kTypes)
+    for (bool interleaved : {false, true})
+      for (const RopeTable* t : {&t1, &t2, static_cast<const RopeTable*>(&tb)}) {
+        CAPTURE(dt_name(dt));
+        CAPTURE(interleaved);
+        const bool batched = t->cos.rank() == 3;
+        CAPTURE(batched);
+        const auto x = as_dt(dt, randn(std::size_t(B * S * H * D), 11));
+        CpuTensor ref = cpu(x, {B, S, H, D});
+        if (interleaved) apply_rope_interleaved(ref, *t);
+        else apply_rope_half(ref, *t);
+        CHECK(nmse(dev_rope(dt, x, vec(t->cos), vec(t->sin), B, S, H, D, batched, interleaved), ref) < max_nmse(dt));
+      }
+}
+
+TEST_CASE("silu, gelu_tanh, swiglu and gated_add on CUDA equal the CPU ops") {
+  for (Dt dt : kTypes) {
+    CAPTURE(dt_name(dt));
+    const std::int64_t n = 100003;
+    const auto x = as_dt(dt, randn(std::size_t(n), 12, 3.0f));
+    const CpuTensor xc = cpu(x, {n});
+    CHECK(nmse(dev_activation(dt, x, false), silu(xc)) < max_nmse(dt));
+    CHECK(nmse(dev_activation(dt, x, true), gelu_tanh(xc)) < max_nmse(dt));
+
+    const std::int64_t rows = 77, f = 1531;
+    const auto xs = as_dt(dt, randn(std::size_t(rows * 2 * f), 13, 2.0f));
+    CHECK(nmse(dev_swiglu(dt, xs, rows, f), swiglu(cpu(xs, {rows, 2 * f}))) < max_nmse(dt));
+
+    const std::int64_t B = 2, S = 33, D = 300;
+    const auto xa = as_dt(dt, randn(std::size_t(B * S * D), 14));
+    const auto y = as_dt(dt, randn(std::size_t(B * S * D), 15));
+    const auto gate = as_dt(dt, randn(std::size_t(B * D), 16));
+    CpuTensor ref = cpu(xa, {B, S, D});
+    gated_add(ref, cpu(gate, {B, D}), cpu(y, {B, S, D}));
+    CHECK(nmse(dev_gated_add(dt, xa, &gate, y, B, S, D), ref) < max_nmse(dt));
+    CpuTensor ref2 = cpu(xa, {B, S, D});
+    add_(ref2, cpu(y, {B, S, D}));
+    CHECK(nmse(dev_gated_add(dt, xa, nullptr, y, B, S, D), ref2) < max_nmse(dt));
+  }
+}
+
+TEST_CASE("softmax on CUDA equals a double-precision softmax, fully masked rows are zero") {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  for (Dt dt : kTypes)
+    for (int n : {1, 31, 100, 4096, 10000}) {
+      CAPTURE(dt_name(dt));
+      CAPTURE(n);
+      const std::int64_t rows = 19;
+      auto x = as_dt(dt, randn(std::size_t(rows * n), 17, 4.0f));
+      for (int j = 0; j < n; j += 3) x[std::size_t(j)] = ninf;       // row 0: partly masked
+      for (int j = 0; j < n; ++j) x[std::size_t(n + j)] = ninf;      // row 1: fully masked
+      const float scale = 0.37f;
+      std::vector<float> ref(x.size());
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const float* xr = x.data() + r * n;
+        double m = -INFINITY, s = 0.0;
+        for (int j = 0; j < n; ++j) m = std::max(m, double(scale) * xr[j]);
+        for (int j = 0; j < n; ++j) s += m == -INFINITY ? 0.0 : std::exp(double(scale) * xr[j] - m);
+        for (int j = 0; j < n; ++j)
+          ref[std::size_t(r * n + j)] = m == -INFINITY ? 0.0f : float(std::exp(double(scale) * xr[j] - m) / s);
+      }
+      const auto out = dev_softmax(dt, x, rows, n, scale);
+      CHECK(nmse(out, ref) < max_nmse(dt));
+      int nonzero = 0;
+      for (int j = 0; j < n; ++j) nonzero += out[std::size_t(n + j)] != 0.0f;
+      CHECK(nonzero == 0);
+    }
+}
