@@ -4,6 +4,9 @@
 #include <doctest/doctest.h>
 
 #include "../layers/harness.hpp"
+#include <set>
+
+#include "pdiff/models/autoencoder_kl/params.hpp"
 #include "pdiff/models/flux2/vae.hpp"
 
 using namespace pdiff;
@@ -67,4 +70,28 @@ TEST_CASE("VAE: bad input is a clear error") {
   CHECK_THROWS_WITH_AS(Flux2Vae::load(flux1_dir / "vae"), doctest::Contains("FLUX.2 needs AutoencoderKLFlux2"), Error);
   auto bad = JsonConfig::parse(R"({"_class_name": "AutoencoderKL", "up_block_types": ["AttnUpDecoderBlock2D"]})", "vae/config.json");
   CHECK_THROWS_WITH_AS(AutoencoderKLConfig::from(bad), doctest::Contains("'AttnUpDecoderBlock2D' is not supported"), Error);
+}
+
+TEST_CASE("autoencoder_kl_params lists exactly the reference checkpoints' parameters") {
+  for (const auto& dir : {flux2_dir / "vae", flux1_dir / "vae"}) {
+    CAPTURE(dir.string());
+    auto ck = Checkpoint::open(dir);
+    const auto params = autoencoder_kl_params(AutoencoderKLConfig::load(dir));
+    std::set<std::string> listed;
+    for (auto& [name, shape] : params) {
+      CAPTURE(name);
+      listed.insert(name);
+      REQUIRE(ck.contains(name));
+      CHECK(ck.shape(name) == shape);
+    }
+    for (auto& n : ck.names())
+      if (n != "bn.num_batches_tracked") CHECK_MESSAGE(listed.count(n) == 1, n);
+  }
+  // the real FLUX.2 VAE: 84M parameters (diffusers' AutoencoderKLFlux2 default config)
+  AutoencoderKLConfig real;
+  real.class_name = "AutoencoderKLFlux2", real.latent_channels = 32, real.patch_size = {2, 2};
+  const auto n = autoencoder_kl_param_count(real);
+  MESSAGE("FLUX.2 VAE parameters: ", n);
+  CHECK(n > 80'000'000);
+  CHECK(n < 90'000'000);
 }

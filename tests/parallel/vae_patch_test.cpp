@@ -90,3 +90,12 @@ TEST_CASE("VaePatch: sizes the VAE cannot take are clear errors on every rank") 
   CHECK_THROWS_WITH_AS(run_ranks<L>(encode_bad), doctest::Contains("image size 100x64 must be a multiple of the VAE factor 8"), Error);
   CHECK_THROWS_WITH_AS(VaeTiling::patches(1, 8, 4, 1, 8, 1), doctest::Contains("too small for 2x2 patches"), Error);
 }
+
+TEST_CASE("VaePatch tiled: an input no larger than one tile is decoded whole, as the reference does") {
+  const auto z = random({1, 4, 8, 6}, 3);
+  const auto whole = vae().decode(z);
+  CHECK(identical(vae().decode(z, VaeRunOptions::tiled(8)), whole));
+  auto out = run_ranks<Layout<TP<2>, VaePatch<2>, OnCpu>>(
+      [&](auto& rank) { return vae().decode(z, VaeRunOptions::tiled(8), rank.vae_patch); });
+  for (auto& o : out) CHECK(identical(o, whole));
+}

@@ -3,7 +3,7 @@
 //
 // | mode   | cut                                              | merge                                         |
 // |--------|--------------------------------------------------|-----------------------------------------------|
-// | tiled  | tiles of `in_tile` every in_tile·(1−overlap) (the reference's tiled_decode / _tiled_encode grid) | blend_v / blend_h with the tiles above and left, in row-major order, then crop to row_limit = out_tile − blend: identical to serial tiled |
+// | tiled  | tiles of `in_tile` every in_tile·(1−overlap) (the reference's tiled_decode / _tiled_encode grid); an input no larger than one tile is one region, whole, as the reference does not tile it | blend_v / blend_h with the tiles above and left, in row-major order, then crop to row_limit = out_tile − blend: identical to serial tiled |
 // | patch  | a rows×cols grid of P blocks, each grown by a halo | crop the halo, concatenate (no blending)    |
 // Work goes to ranks greedily: tiles by decreasing area, each to the least-loaded rank (ties: the
 // lower rank); every rank then receives every tile (one broadcast per tile from its owner) and
@@ -52,6 +52,13 @@ struct VaeTiling {
     PDIFF_CHECK(stride >= 1, "VaeTiling: tile ", in_tile, " with overlap ", overlap, " leaves no stride");
     t.blend = std::int64_t(double(out_tile) * overlap);
     t.row_limit = out_tile - t.blend;
+    if (H <= in_tile && W <= in_tile) {  // the reference tiles only inputs larger than a tile
+      t.rows = t.cols = 1;
+      t.regions.push_back({0, 0, H, W, 0, 0, t.out(H), t.out(W)});
+      PDIFF_CHECK(H * num % den == 0 && W * num % den == 0, "VaeTiling: ", H, "x", W,
+                  " is not a whole number of output pixels; sizes must be multiples of ", den);
+      return t;
+    }
     for (std::int64_t y = 0; y < H; y += stride) {
       ++t.rows;
       for (std::int64_t x = 0; x < W; x += stride)

@@ -7,7 +7,7 @@
 // |   case general                      |              | im2col of a band of output rows, one GEMM per band |
 // | upsample_nearest2x(x)               | (B, C, H, W) | (B, C, 2H, 2W)                                   |
 // Ho = (H + pad_top + pad_bottom − kh) / stride + 1 (likewise Wo); padding is zeros. The im2col
-// buffer of a band is kept under ~32 MiB, so a 3×3 conv over 128 channels at 1024² does not
+// buffer of a band is kept under ~8 MiB, so a 3×3 conv over 128 channels at 1024² does not
 // allocate a 4.5 GiB column matrix: memory stays O(output) as in the reference.
 #pragma once
 
@@ -45,7 +45,7 @@ inline Tensor<float, OnCpu> conv2d(const Tensor<float, OnCpu>& x, const Tensor<f
   using Strided = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
   Eigen::Map<const RowMat> wm(w.data(), O, K);
   const bool pointwise = kh == 1 && kw == 1 && a.stride == 1 && hp == H && wp == W;
-  const std::int64_t band = std::max<std::int64_t>(1, std::min(Ho, (std::int64_t(8) << 20) / std::max<std::int64_t>(1, K * Wo)));
+  const std::int64_t band = std::max<std::int64_t>(1, std::min(Ho, (std::int64_t(2) << 20) / std::max<std::int64_t>(1, K * Wo)));
   Tensor<float, OnCpu> col;
   if (!pointwise) col = Tensor<float, OnCpu>({K, band * Wo});
 
