@@ -20,10 +20,24 @@
 #include "pdiff/backend/cpu/rope.hpp"
 #include "pdiff/backend/cpu/shape_ops.hpp"
 
+// CUDA backend (host headers only; the *.cuh kernel headers need nvcc and are included by users'
+// .cu files). Nothing CUDA is included in a CPU-only build.
+#if defined(PDIFF_WITH_CUDA)
+#include "pdiff/backend/cuda/caching_allocator.hpp"
+#include "pdiff/backend/cuda/check.hpp"
+#include "pdiff/backend/cuda/device.hpp"
+#include "pdiff/backend/cuda/gemm.hpp"
+#include "pdiff/backend/cuda/memory.hpp"
+#include "pdiff/backend/cuda/stream.hpp"
+#endif
+
 #include "pdiff/comm/communicator.hpp"
 #include "pdiff/comm/self_comm.hpp"
 #include "pdiff/comm/thread_comm.hpp"
 #include "pdiff/comm/mpi_comm.hpp"
+#if defined(PDIFF_WITH_NCCL)
+#include "pdiff/comm/nccl_comm.hpp"
+#endif
 #include "pdiff/comm/tensor_collectives.hpp"
 
 #include "pdiff/parallel/axis_comm.hpp"
