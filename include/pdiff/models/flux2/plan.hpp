@@ -1,0 +1,64 @@
+// pdiff/models/flux2/plan.hpp — per-rank parameter memory of the FLUX.2 transformer (and, with the
+// Mistral plan, of the whole dev pipeline), plus an activation estimate for a resolution.
+//
+// Counts the shapes the layers' own ShardPlans give for TP rank 0 (the largest shard), so the plan
+// cannot drift from what Flux2Transformer::load reads. Replicated on every rank: timestep/guidance
+// MLPs, the three modulation linears, x/context embedders, norm_out, proj_out, q/k norms.
+// Activations: the largest live set of one single-stream block over the joint sequence, per rank
+// (sequence split over ulysses·ring, heads/MLP split over tp) — an estimate, not a measurement.
+#pragma once
+
+#include "pdiff/models/flux2/config.hpp"
+#include "pdiff/models/mistral/plan.hpp"
+
+namespace pdiff {
+
+template <int TPd>
+ParamPlan flux2_param_plan(const Flux2Config& cfg) {
+  using C = Ctx<Layout<TP<TPd>, OnCpu>>;
+  const std::int64_t D = cfg.inner_dim(), M = cfg.mlp_hidden(), hd = cfg.attention_head_dim,
+                     H = cfg.num_attention_heads, T = cfg.timestep_guidance_channels;
+  PDIFF_CHECK(H % TPd == 0, "Flux2 plan: num_attention_heads (", H, ") must be divisible by tp (", TPd, ")");
+  ParamPlan p;
+  const std::int64_t tmlp = T * D + D * D;
+  p.elements += tmlp * (cfg.guidance_embeds ? 2 : 1);
+  p.elements += D * 6 * D * 2 + D * 3 * D;                               // modulations
+  p.elements += cfg.in_channels * D + cfg.joint_attention_dim * D;       // embedders
+  p.elements += D * 2 * D + D * cfg.out_channels;                        // norm_out, proj_out
+  const std::int64_t qkv = QKVParallel<C>(D, hd, H, H, false).weight_plan(0).local.numel();
+  const std::int64_t out = RowParallel<C>(D, D, false).weight_plan(0).local.numel();
+  const std::int64_t ff = MergedColumnParallel<C>(D, {M, M}, false, Sources::fused).weight_plan(0).local.numel() +
+                          RowParallel<C>(M, D, false).weight_plan(0).local.numel();
+  p.elements += cfg.num_layers * (2 * (qkv + out + ff) + 4 * hd);
+  const std::int64_t single =
+      MergedColumnParallel<C>(D, {D, D, D, M, M}, false, Sources::fused).weight_plan(0).local.numel() +
+      RowParallel<C>(std::vector<std::int64_t>{D, M}, D, false).weight_plan(0).local.numel() + 2 * hd;
+  p.elements += cfg.num_single_layers * single;
+  return p;
+}
+
+inline ParamPlan flux2_param_plan(const Flux2Config& cfg, int tp) {
+  switch (tp) {
+    case 1: return flux2_param_plan<1>(cfg);
+    case 2: return flux2_param_plan<2>(cfg);
+    case 4: return flux2_param_plan<4>(cfg);
+    case 8: return flux2_param_plan<8>(cfg);
+  }
+  throw Error(detail::cat("flux2_param_plan: tp ", tp, " is not one of 1, 2, 4, 8"));
+}
+
+// Bytes of the largest live activation set of one single-stream block per rank, for an image of
+// width×height with `text_tokens` text tokens: the joint input, its norm, the fused projection
+// [q|k|v|gate|up] sharded by tp, the attention output and the MLP activation, over S/(ulysses·ring) tokens.
+inline std::int64_t flux2_activation_bytes(const Flux2Config& cfg, std::int64_t width, std::int64_t height,
+                                           std::int64_t text_tokens, int tp, int seq, int bytes_per_element) {
+  const std::int64_t S = (width / 16) * (height / 16) + text_tokens, s = (S + seq - 1) / seq;
+  const std::int64_t D = cfg.inner_dim(), M = cfg.mlp_hidden();
+  const std::int64_t per_token = 2 * D + (3 * D + 2 * M) / tp + D / tp + M / tp;
+  return s * per_token * bytes_per_element;
+}
+
+// FLUX.2-dev's transformer/config.json.
+inline Flux2Config flux2_dev() { return Flux2Config{}; }
+
+}  // namespace pdiff
