@@ -44,7 +44,8 @@ import json, sys
 g = json.load(open(sys.argv[1]))
 for i, c in enumerate(g["cases"]):
     open(f"{sys.argv[2]}/text_{i}", "wb").write(b"\x01" + c["text"].encode())
-pats = [r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+pats = [r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+        r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+",
         r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+", r"(?>a+)b|x{2,3}?|[^\d\s]++"]
 for i, p in enumerate(pats):
     open(f"{sys.argv[2]}/regex_{i}", "wb").write(b"\x02" + p.encode() + b"\x00" + "Hello  world 42 café\n\n 東京".encode())

@@ -4,8 +4,10 @@
 Run: PY=$(tools/refenv.sh); $PY tools/make_tokenizer_goldens.py
 Writes tests/golden/mistral3_tiny/tokenizer/:
   tokenizer.json         byte-level BPE trained here on a few paragraphs, with the structure of Mistral's
-                         Tekken tokenizer.json (Split regex + ByteLevel pre-tokenizer, byte_fallback,
-                         ignore_merges, the first 20 Mistral control tokens with <pad> = 11, a BOS template)
+                         Tekken tokenizer.json (Split regex as the Mistral-Small-3.x files ship it + ByteLevel
+                         pre-tokenizer, byte_fallback, ignore_merges, the first 20 Mistral control tokens with
+                         <pad> = 11, a BOS template); goldens also hold the ids with transformers'
+                         fix_mistral_regex=True ("ids_fixed": the Tekken regex)
   tokenizer_config.json  the special tokens, padding side and a chat template that renders the
                          Mistral-Small-3.x system + user turn: <s>[SYSTEM_PROMPT]sys[/SYSTEM_PROMPT][INST]user[/INST]
   goldens.json           ids of ~24 strings (with and without special tokens), and the FLUX.2 prompt
@@ -31,8 +33,13 @@ from transformers import PreTrainedTokenizerFast
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "golden", "mistral3_tiny", "tokenizer")
 
-# The pre-tokenizer regex of Mistral's Tekken tokenizer.json.
-PATTERN = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|"
+# The Split regex Mistral-Small-3.x tokenizer.json files ship (Llama-3 style, with a (?i:...) group);
+# transformers calls it incorrect and, with fix_mistral_regex=True, replaces it by PATTERN_FIXED. The
+# FLUX.2 pipeline loads without that flag, so the file's regex is the reference.
+PATTERN_FILE = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+                r"\s*[\r\n]+|\s+(?!\S)|\s+")
+# The Tekken regex (transformers' fix_mistral_regex=True).
+PATTERN_FIXED = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|"
            r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|"
            r"\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 
@@ -58,7 +65,7 @@ The end of the first part. THE END, in capitals; CamelCaseWords and snake_case_w
 def build():
     tok = Tokenizer(models.BPE(byte_fallback=True, ignore_merges=True, fuse_unk=False))
     tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PATTERN), behavior="isolated", invert=False),
+        pre_tokenizers.Split(Regex(PATTERN_FILE), behavior="isolated", invert=False),
         pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False),
     ])
     tok.decoder = decoders.ByteLevel(add_prefix_space=True, trim_offsets=True, use_regex=True)
@@ -112,6 +119,9 @@ STRINGS = [
     "[SYSTEM_PROMPT]sys[/SYSTEM_PROMPT][INST] prompt [/INST]",
     "a<pad>b [IMG] c",
     "[INST[/INST",
+    "It's DON'T we'LL they'Ve I'M 'ſ 'S'D",
+    "HTTPServer camelCase iPhone 12345678 3.14159265",
+    "x\r\n/path//  \u00a0non-breaking\u3000ideographic",
     "A cozy cabin in snowy mountains at night, warm light from the windows.",
 ]
 
@@ -162,12 +172,17 @@ def main():
     with open(os.path.join(OUT, "tokenizer_config.json"), "w") as f:
         json.dump(config, f, indent=1, ensure_ascii=False)
 
+    fixed = Tokenizer.from_file(path)  # what transformers' fix_mistral_regex=True does to it
+    fixed.pre_tokenizer[0] = pre_tokenizers.Split(pattern=Regex(PATTERN_FIXED), behavior="isolated")
     cases = []
     for s in STRINGS:
         with_special = tok.encode(s).ids
         raw = tok.encode(s, add_special_tokens=False).ids
         assert tok.decode(raw, skip_special_tokens=False) == s, s
-        cases.append({"text": s, "ids": with_special, "ids_no_special": raw})
+        cases.append({"text": s, "ids": with_special, "ids_no_special": raw,
+                      "ids_fixed": fixed.encode(s).ids,
+                      "pieces": [p for p, _ in tok.pre_tokenizer.pre_tokenize_str(s)],
+                      "pieces_fixed": [p for p, _ in fixed.pre_tokenizer.pre_tokenize_str(s)]})
 
     hf = PreTrainedTokenizerFast.from_pretrained(OUT)
     long_prompt = " ".join([CORPUS] * 6)

@@ -70,6 +70,21 @@ TEST_CASE("Tekken-style tokenizer: ids equal the reference for every golden stri
   MESSAGE("Tekken-style golden strings matched: ", matched, "/", goldens()["cases"].size());
 }
 
+TEST_CASE("pre-tokenization (the file's Llama-3 style regex) and fix_mistral_regex (the Tekken regex) equal the reference") {
+  auto fixed = Tokenizer::load(root / "tokenizer");
+  fixed.fix_mistral_regex();
+  int matched = 0;
+  for (const auto& c : goldens()["cases"]) {
+    auto s = c["text"].get<std::string>();
+    CAPTURE(s);
+    CHECK(tekken().pre_tokenize(s) == c["pieces"].get<std::vector<std::string>>());
+    CHECK(fixed.pre_tokenize(s) == c["pieces_fixed"].get<std::vector<std::string>>());
+    CHECK(fixed.encode(s) == c["ids_fixed"].get<Ids>());
+    matched += fixed.encode(s) == c["ids_fixed"].get<Ids>();
+  }
+  MESSAGE("fix_mistral_regex golden strings matched: ", matched, "/", goldens()["cases"].size());
+}
+
 TEST_CASE("v1-style tokenizer (normalizer, byte_fallback, legacy \"a b\" merges): ids and decode equal the reference") {
   auto t = Tokenizer::load(root / "tokenizer_v1/tokenizer.json");
   int matched = 0;
@@ -243,6 +258,8 @@ TEST_CASE("UnicodeRegex: Oniguruma semantics on the features tokenizer patterns 
   CHECK(all(R"(\P{L}+)", "ab12") == V{"12"});
   CHECK(all(R"(\x41\u00e9)", "Aé") == V{"Aé"});
   CHECK(all(R"(^a|b$)", "aab") == V{"a", "b"});
+  CHECK(all(R"((?i:'s|'ll)|x)", "'S 'Ll 'ſ X x") == V{"'S", "'Ll", "'ſ", "x"});
+  CHECK(all(R"(a(?i)b(?-i)c)", "aBc aBC") == V{"aBc"});
   CHECK_THROWS_AS(UnicodeRegex("(a*)*", "t"), Error);
   CHECK_THROWS_AS(UnicodeRegex("(?<=a)b", "t"), Error);
   CHECK_THROWS_AS(UnicodeRegex("[a", "t"), Error);

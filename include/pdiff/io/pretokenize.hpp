@@ -59,6 +59,13 @@ struct ByteLevelMap {
 inline constexpr std::string_view gpt2_pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
+// The Split regex transformers puts first in a Mistral tokenizer's pre-tokenizer when loaded with
+// fix_mistral_regex=True (Mistral-Small-3.x tokenizer.json files ship a Llama-3 style pattern instead).
+inline constexpr std::string_view mistral_tekken_pattern =
+    R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|)"
+    R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|)"
+    R"(\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
 // A Split/Replace pattern: a literal string or a regex.
 struct Pattern {
   std::string literal;
@@ -217,6 +224,14 @@ struct PreTokenizer {
       throw Error(detail::cat(where, ": pre_tokenizer type '", t,
                               "' is not supported (Sequence, Split, ByteLevel are)"));
     }
+    return p;
+  }
+
+  // Split(regex, Isolated)
+  static PreTokenizer split_isolated(std::string_view regex, const std::string& what) {
+    PreTokenizer p;
+    p.kind = Split;
+    p.pattern.regex = std::make_shared<UnicodeRegex>(regex, what);
     return p;
   }
 

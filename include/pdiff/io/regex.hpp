@@ -9,6 +9,7 @@
 // |                                        | S*, Z*, C*) or its long name (Letter, Number, ...)            |
 // | [...] [^...] ranges, escapes inside    | yes; nested classes and && are an Error                       |
 // | | ( ) (?: ) (?> ) (?= ) (?! )           | yes; lookbehind and backreferences are an Error               |
+// | (?i) (?-i) (?i:...) (?-i:...)          | case folding of ASCII and Latin-1 (+ U+017F, U+212A, U+212B)  |
 // | * + ? {n} {n,} {n,m}, lazy ?, possessive + | yes; an unbounded repeat of something that can match empty |
 // |                                        | is an Error (it could loop forever)                           |
 // | \r \n \t \f \v \e \a \xHH \x{H..} \uHHHH | yes                                                         |
@@ -68,7 +69,7 @@ class UnicodeRegex {
     Op op;
     char32_t c = 0;
     int x = 0, y = 0;  // Split: first, second choice; Look/Atomic: x = after the sub-program; Class: x = index
-    bool neg = false;
+    bool neg = false;  // Look: negative; Char: case-insensitive (c is folded)
   };
   struct Item {  // one part of a character class
     enum Kind : std::uint8_t { Range, Cats, Space } kind;
@@ -78,14 +79,14 @@ class UnicodeRegex {
   };
   struct Class {
     std::vector<Item> items;
-    bool neg = false;
+    bool neg = false, icase = false;
   };
   enum class K : std::uint8_t { Empty, Char, Any, Class, Concat, Alt, Repeat, Look, Atomic, Bol, Eol };
   struct Node {
     K k = K::Empty;
     char32_t c = 0;
     int cls = 0, min = 0, max = 0;  // max -1: unbounded
-    bool greedy = true, neg = false;
+    bool greedy = true, neg = false;  // neg — Look: negative; Char: case-insensitive
     std::vector<Node> kids{};
   };
 
@@ -93,6 +94,7 @@ class UnicodeRegex {
   std::vector<char32_t> pat_;
   std::size_t i_ = 0;
   int depth_ = 0;
+  bool icase_ = false;
   std::vector<Inst> prog_;
   std::vector<Class> classes_;
 
@@ -167,14 +169,28 @@ class UnicodeRegex {
       case '(': {
         if (++depth_ > 100) fail("groups nested more than 100 deep");
         Node n{K::Concat};
+        const bool outer_icase = icase_;
         if (eat('?')) {
           if (eat(':')) n.k = K::Concat;
           else if (eat('>')) n.k = K::Atomic;
           else if (eat('=')) n.k = K::Look;
           else if (eat('!')) n.k = K::Look, n.neg = true;
-          else fail("only (?: (?> (?= (?! groups are supported (no lookbehind, flags or named groups)");
+          else if (more() && (peek() == 'i' || peek() == '-')) {
+            bool on = !eat('-');
+            if (!eat('i')) fail("only the i flag is supported: (?i) (?-i) (?i:...) (?-i:...)");
+            if (eat(')')) {  // (?i): to the end of the enclosing group
+              icase_ = on;
+              --depth_;
+              return Node{K::Empty};
+            }
+            if (!eat(':')) fail("only the i flag is supported: (?i) (?-i) (?i:...) (?-i:...)");
+            icase_ = on;
+          } else {
+            fail("only (?: (?> (?= (?! (?i: groups are supported (no lookbehind, other flags or named groups)");
+          }
         }
         n.kids.push_back(parse_alt());
+        icase_ = outer_icase;
         if (!eat(')')) fail("missing ')'");
         --depth_;
         return n;
@@ -194,16 +210,19 @@ class UnicodeRegex {
         if (parse_class_escape(cl.items)) return class_node(std::move(cl));
         Node n{K::Char};
         n.c = parse_char_escape();
+        n.neg = icase_;
         return n;
       }
       default: {
         Node n{K::Char};
         n.c = c;
+        n.neg = icase_;
         return n;
       }
     }
   }
   Node class_node(Class cl) {
+    cl.icase = icase_;
     Node n{K::Class};
     n.cls = int(classes_.size());
     classes_.push_back(std::move(cl));
@@ -352,7 +371,7 @@ class UnicodeRegex {
   void compile(const Node& n) {
     switch (n.k) {
       case K::Empty: return;
-      case K::Char: emit({Op::Char, n.c}); return;
+      case K::Char: emit({Op::Char, n.neg ? fold(n.c) : n.c, 0, 0, n.neg}); return;
       case K::Any: emit({Op::Any}); return;
       case K::Class: emit({Op::Class, 0, n.cls}); return;
       case K::Bol: emit({Op::Bol}); return;
@@ -408,7 +427,23 @@ class UnicodeRegex {
   }
 
   // ---- matching ------------------------------------------------------------------------------
+  // Simple case folding for (?i): ASCII, Latin-1, and the three characters that fold into ASCII/Latin-1
+  // (U+017F long s, U+212A Kelvin, U+212B Angstrom). Enough for tokenizer patterns ((?i:'s|'t|...)).
+  static char32_t fold(char32_t c) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0xDE && c != 0xD7)) return c + 32;
+    if (c == 0x17F) return 's';
+    if (c == 0x212A) return 'k';
+    if (c == 0x212B) return 0xE5;
+    return c;
+  }
+  static char32_t upper(char32_t c) {
+    return (c >= 'a' && c <= 'z') || (c >= 0xE0 && c <= 0xFE && c != 0xF7) ? c - 32 : c;
+  }
   bool in_class(const Class& cl, char32_t c) const {
+    if (cl.icase) return in_class_exact(cl, c) || in_class_exact(cl, fold(c)) || in_class_exact(cl, upper(fold(c)));
+    return in_class_exact(cl, c);
+  }
+  bool in_class_exact(const Class& cl, char32_t c) const {
     bool hit = false;
     for (const auto& it : cl.items) {
       bool m = it.kind == Item::Range  ? (c >= it.lo && c <= it.hi)
@@ -432,7 +467,7 @@ class UnicodeRegex {
                     " steps (catastrophic backtracking); the pattern or the text is at fault");
         const Inst& in = prog_[std::size_t(pc)];
         switch (in.op) {
-          case Op::Char: alive = pos < s.size() && s[pos] == in.c; ++pos, ++pc; break;
+          case Op::Char: alive = pos < s.size() && (in.neg ? fold(s[pos]) : s[pos]) == in.c; ++pos, ++pc; break;
           case Op::Any: alive = pos < s.size() && s[pos] != '\n'; ++pos, ++pc; break;
           case Op::Class: alive = pos < s.size() && in_class(classes_[std::size_t(in.x)], s[pos]); ++pos, ++pc; break;
           case Op::Split: stack.emplace_back(in.y, pos); pc = in.x; break;

@@ -14,6 +14,8 @@
 // | decode(ids, skip_special_tokens)     | text; an unknown id is an Error                            |
 // | token_to_id(t), id_to_token(id)      | lookups incl. added tokens (-1 / "" when absent)           |
 // | bos_token(), pad_id(), padding_side()| from tokenizer_config.json, defaults "<s>", "<pad>", right |
+// | fix_mistral_regex()                  | transformers' fix_mistral_regex=True (also when            |
+// |                                      | tokenizer_config.json says "fix_mistral_regex": true)      |
 // Not implemented (load Error naming the field): normalizers other than Sequence/Replace/Prepend/Strip
 // (e.g. NFC), models other than BPE, pre-tokenizers other than Sequence/Split/ByteLevel.
 #pragma once
@@ -52,6 +54,22 @@ class Tokenizer {
     fs::path cfg = file.parent_path() / "tokenizer_config.json";
     if (fs::exists(cfg)) t.apply_config(read_file(cfg), cfg.string());
     return t;
+  }
+
+  // What transformers does when a Mistral tokenizer is loaded with fix_mistral_regex=True: the first
+  // pre-tokenizer of a Sequence becomes Split(mistral_tekken_pattern, Isolated); any other pre-tokenizer
+  // gets that Split in front of it. (The FLUX.2 pipeline loads without the flag: the file's regex applies.)
+  void fix_mistral_regex() {
+    auto split = tok::PreTokenizer::split_isolated(tok::mistral_tekken_pattern, "mistral_tekken_pattern");
+    if (pre_.kind == tok::PreTokenizer::Sequence && !pre_.steps.empty()) {
+      pre_.steps[0] = std::move(split);
+    } else {
+      tok::PreTokenizer seq;
+      seq.kind = tok::PreTokenizer::Sequence;
+      seq.steps.push_back(std::move(split));
+      if (pre_.kind != tok::PreTokenizer::None) seq.steps.push_back(std::move(pre_));
+      pre_ = std::move(seq);
+    }
   }
 
   static Tokenizer from_json(std::string_view text, const std::string& name) {
@@ -125,6 +143,7 @@ class Tokenizer {
     };
     side("padding_side", padding_side_);
     side("truncation_side", truncation_side_);
+    if (tok::field<bool>(c, "fix_mistral_regex", name, false)) fix_mistral_regex();
   }
 
   std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens = true) const {
@@ -141,6 +160,14 @@ class Tokenizer {
     }
     if (add_special_tokens) post_process(ids);
     return ids;
+  }
+
+  // normalizer + pre-tokenizer only (no added-token matching): the pieces BPE sees
+  std::vector<std::string> pre_tokenize(std::string_view text) const {
+    unicode::decode_utf8(text, name_ + ": pre_tokenize input");
+    std::vector<std::string> pieces{normalizer_.apply(std::string(text))};
+    pre_.apply(pieces);
+    return pieces;
   }
 
   std::string decode(const std::vector<std::int32_t>& ids, bool skip_special_tokens = false) const {
