@@ -228,41 +228,22 @@ class UnicodeRegex {
     classes_.push_back(std::move(cl));
     return n;
   }
-  static std::uint32_t bit(unicode::Category c) { return 1u << unsigned(c); }
   std::uint32_t property(const std::u32string& name) {
-    using C = unicode::Category;
-    static const std::pair<const char*, std::vector<C>> props[] = {
-        {"L", {C::Lu, C::Ll, C::Lt, C::Lm, C::Lo}}, {"Letter", {C::Lu, C::Ll, C::Lt, C::Lm, C::Lo}},
-        {"LC", {C::Lu, C::Ll, C::Lt}}, {"L&", {C::Lu, C::Ll, C::Lt}},
-        {"Lu", {C::Lu}}, {"Ll", {C::Ll}}, {"Lt", {C::Lt}}, {"Lm", {C::Lm}}, {"Lo", {C::Lo}},
-        {"M", {C::Mn, C::Mc, C::Me}}, {"Mark", {C::Mn, C::Mc, C::Me}}, {"Mn", {C::Mn}}, {"Mc", {C::Mc}},
-        {"Me", {C::Me}}, {"N", {C::Nd, C::Nl, C::No}}, {"Number", {C::Nd, C::Nl, C::No}}, {"Nd", {C::Nd}},
-        {"Nl", {C::Nl}}, {"No", {C::No}},
-        {"P", {C::Pc, C::Pd, C::Ps, C::Pe, C::Pi, C::Pf, C::Po}},
-        {"Punctuation", {C::Pc, C::Pd, C::Ps, C::Pe, C::Pi, C::Pf, C::Po}}, {"Pc", {C::Pc}}, {"Pd", {C::Pd}},
-        {"Ps", {C::Ps}}, {"Pe", {C::Pe}}, {"Pi", {C::Pi}}, {"Pf", {C::Pf}}, {"Po", {C::Po}},
-        {"S", {C::Sm, C::Sc, C::Sk, C::So}}, {"Symbol", {C::Sm, C::Sc, C::Sk, C::So}}, {"Sm", {C::Sm}},
-        {"Sc", {C::Sc}}, {"Sk", {C::Sk}}, {"So", {C::So}}, {"Z", {C::Zs, C::Zl, C::Zp}},
-        {"Separator", {C::Zs, C::Zl, C::Zp}}, {"Zs", {C::Zs}}, {"Zl", {C::Zl}}, {"Zp", {C::Zp}},
-        {"C", {C::Cc, C::Cf, C::Cs, C::Co, C::Cn}}, {"Other", {C::Cc, C::Cf, C::Cs, C::Co, C::Cn}},
-        {"Cc", {C::Cc}}, {"Cf", {C::Cf}}, {"Cs", {C::Cs}}, {"Co", {C::Co}}, {"Cn", {C::Cn}}};
-    for (const auto& [n, cats] : props) {
-      if (std::u32string(n, n + std::char_traits<char>::length(n)) != name) continue;
-      std::uint32_t m = 0;
-      for (auto c : cats) m |= bit(c);
-      return m;
-    }
-    fail("unsupported \\p{...} property (general categories only)");
+    std::string ascii;
+    for (char32_t c : name) ascii += c < 128 ? char(c) : '?';
+    std::uint32_t m = unicode::category_mask(ascii);
+    if (m == 0) fail("unsupported \\p{...} property (general categories only)");
+    return m;
   }
   // \s \S \d \D \w \W \p{..} \P{..} (the backslash already eaten): appends to `items`.
   bool parse_class_escape(std::vector<Item>& items) {
     using C = unicode::Category;
     char32_t e = peek();
-    const std::uint32_t word = bit(C::Lu) | bit(C::Ll) | bit(C::Lt) | bit(C::Lm) | bit(C::Lo) | bit(C::Mn) |
-                               bit(C::Mc) | bit(C::Me) | bit(C::Nd) | bit(C::Pc);
+    const std::uint32_t word = unicode::category_mask("L") | unicode::category_mask("M") | unicode::bit(C::Nd) |
+                               unicode::bit(C::Pc);
     switch (e) {
       case 's': case 'S': ++i_; items.push_back({Item::Space, e == 'S'}); return true;
-      case 'd': case 'D': ++i_; items.push_back({Item::Cats, e == 'D', 0, 0, bit(C::Nd)}); return true;
+      case 'd': case 'D': ++i_; items.push_back({Item::Cats, e == 'D', 0, 0, unicode::bit(C::Nd)}); return true;
       case 'w': case 'W': ++i_; items.push_back({Item::Cats, e == 'W', 0, 0, word}); return true;
       case 'p': case 'P': {
         ++i_;
@@ -371,7 +352,7 @@ class UnicodeRegex {
   void compile(const Node& n) {
     switch (n.k) {
       case K::Empty: return;
-      case K::Char: emit({Op::Char, n.neg ? fold(n.c) : n.c, 0, 0, n.neg}); return;
+      case K::Char: emit({Op::Char, n.neg ? unicode::simple_fold(n.c) : n.c, 0, 0, n.neg}); return;
       case K::Any: emit({Op::Any}); return;
       case K::Class: emit({Op::Class, 0, n.cls}); return;
       case K::Bol: emit({Op::Bol}); return;
@@ -427,20 +408,9 @@ class UnicodeRegex {
   }
 
   // ---- matching ------------------------------------------------------------------------------
-  // Simple case folding for (?i): ASCII, Latin-1, and the three characters that fold into ASCII/Latin-1
-  // (U+017F long s, U+212A Kelvin, U+212B Angstrom). Enough for tokenizer patterns ((?i:'s|'t|...)).
-  static char32_t fold(char32_t c) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0xDE && c != 0xD7)) return c + 32;
-    if (c == 0x17F) return 's';
-    if (c == 0x212A) return 'k';
-    if (c == 0x212B) return 0xE5;
-    return c;
-  }
-  static char32_t upper(char32_t c) {
-    return (c >= 'a' && c <= 'z') || (c >= 0xE0 && c <= 0xFE && c != 0xF7) ? c - 32 : c;
-  }
   bool in_class(const Class& cl, char32_t c) const {
-    if (cl.icase) return in_class_exact(cl, c) || in_class_exact(cl, fold(c)) || in_class_exact(cl, upper(fold(c)));
+    if (cl.icase) return in_class_exact(cl, c) || in_class_exact(cl, unicode::simple_fold(c)) ||
+                          in_class_exact(cl, unicode::simple_upper(unicode::simple_fold(c)));
     return in_class_exact(cl, c);
   }
   bool in_class_exact(const Class& cl, char32_t c) const {
@@ -448,7 +418,7 @@ class UnicodeRegex {
     for (const auto& it : cl.items) {
       bool m = it.kind == Item::Range  ? (c >= it.lo && c <= it.hi)
                : it.kind == Item::Space ? unicode::is_white_space(c)
-                                        : (it.cats & bit(unicode::category(c))) != 0;
+                                        : (it.cats & unicode::bit(unicode::category(c))) != 0;
       if (m != it.neg) {
         hit = true;
         break;
@@ -467,7 +437,10 @@ class UnicodeRegex {
                     " steps (catastrophic backtracking); the pattern or the text is at fault");
         const Inst& in = prog_[std::size_t(pc)];
         switch (in.op) {
-          case Op::Char: alive = pos < s.size() && (in.neg ? fold(s[pos]) : s[pos]) == in.c; ++pos, ++pc; break;
+          case Op::Char:
+            alive = pos < s.size() && (in.neg ? unicode::simple_fold(s[pos]) : s[pos]) == in.c;
+            ++pos, ++pc;
+            break;
           case Op::Any: alive = pos < s.size() && s[pos] != '\n'; ++pos, ++pc; break;
           case Op::Class: alive = pos < s.size() && in_class(classes_[std::size_t(in.x)], s[pos]); ++pos, ++pc; break;
           case Op::Split: stack.emplace_back(in.y, pos); pc = in.x; break;

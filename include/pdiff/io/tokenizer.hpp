@@ -33,6 +33,7 @@
 #include "pdiff/core/error.hpp"
 #include "pdiff/io/bpe.hpp"
 #include "pdiff/io/pretokenize.hpp"
+#include "pdiff/io/token_decoder.hpp"
 #include "pdiff/io/unicode.hpp"
 
 namespace pdiff {

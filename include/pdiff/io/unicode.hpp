@@ -4,6 +4,8 @@
 // |-------------------------------|---------------------------------------------------------------------|
 // | category(cp)                  | general category (Lu, Ll, ..., Cn for unassigned), table lookup     |
 // | is_white_space(cp)            | the White_Space property (what Oniguruma's \s matches)              |
+// | category_mask(name)           | the categories of a \p{name} as a bit set (0: unknown name)         |
+// | simple_fold(cp)               | case folding of ASCII / Latin-1 for (?i)                            |
 // | decode_utf8(s, what)          | code points + the byte offset of each; Error naming `what` and the  |
 // |                               | byte at fault on invalid UTF-8                                      |
 // | append_utf8(out, cp)          | appends the UTF-8 bytes of cp                                       |
@@ -15,6 +17,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "pdiff/core/error.hpp"
@@ -33,6 +36,43 @@ inline Category category(char32_t cp) {
   const auto* e = b + detail::category_runs;
   auto it = std::upper_bound(b, e, std::uint32_t(cp));
   return Category(detail::category_run_cat[(it - b) - 1]);
+}
+
+inline constexpr std::uint32_t bit(Category c) { return 1u << unsigned(c); }
+
+// The categories a \p{name} stands for, as a bit set (bit(Category)); 0 for an unknown name.
+// Names: the two-letter categories, their one-letter groups, LC / L&, and the long group names.
+inline std::uint32_t category_mask(std::string_view name) {
+  using C = Category;
+  const std::uint32_t L = bit(C::Lu) | bit(C::Ll) | bit(C::Lt) | bit(C::Lm) | bit(C::Lo),
+                      M = bit(C::Mn) | bit(C::Mc) | bit(C::Me), N = bit(C::Nd) | bit(C::Nl) | bit(C::No),
+                      P = bit(C::Pc) | bit(C::Pd) | bit(C::Ps) | bit(C::Pe) | bit(C::Pi) | bit(C::Pf) | bit(C::Po),
+                      S = bit(C::Sm) | bit(C::Sc) | bit(C::Sk) | bit(C::So), Z = bit(C::Zs) | bit(C::Zl) | bit(C::Zp),
+                      O = bit(C::Cc) | bit(C::Cf) | bit(C::Cs) | bit(C::Co) | bit(C::Cn);
+  static const std::pair<std::string_view, std::uint32_t> groups[] = {
+      {"L", L}, {"Letter", L}, {"LC", bit(C::Lu) | bit(C::Ll) | bit(C::Lt)}, {"L&", bit(C::Lu) | bit(C::Ll) | bit(C::Lt)},
+      {"M", M}, {"Mark", M}, {"N", N}, {"Number", N}, {"P", P}, {"Punctuation", P}, {"S", S}, {"Symbol", S},
+      {"Z", Z}, {"Separator", Z}, {"C", O}, {"Other", O}};
+  for (const auto& [n, m] : groups)
+    if (n == name) return m;
+  static const char* two[] = {"Cn", "Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps",
+                              "Pe", "Pi", "Pf", "Po", "Sm", "Sc", "Sk", "So", "Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co"};
+  for (unsigned i = 0; i < 30; ++i)
+    if (name == two[i]) return 1u << i;
+  return 0;
+}
+
+// Simple case folding for (?i) regexes: ASCII, Latin-1, and the three characters that fold into them
+// (U+017F long s, U+212A Kelvin, U+212B Angstrom). Enough for tokenizer patterns ((?i:'s|'t|...)).
+inline char32_t simple_fold(char32_t c) {
+  if ((c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0xDE && c != 0xD7)) return c + 32;
+  if (c == 0x17F) return 's';
+  if (c == 0x212A) return 'k';
+  if (c == 0x212B) return 0xE5;
+  return c;
+}
+inline char32_t simple_upper(char32_t c) {
+  return (c >= 'a' && c <= 'z') || (c >= 0xE0 && c <= 0xFE && c != 0xF7) ? c - 32 : c;
 }
 
 inline bool is_white_space(char32_t c) {
