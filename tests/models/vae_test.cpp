@@ -23,7 +23,7 @@ void check_against(const AutoencoderKL& vae, const SafeTensors& g) {
   CHECK(rel_err(vae.decode(z), g.read("decoded")) < 1e-4);
   CHECK(rel_err(vae.encode(img), g.read("encoded")) < 1e-4);
   CHECK(rel_err(vae.decode(z, VaeRunOptions::tiled(8)), g.read("decoded_tiled")) < 1e-4);
-  CHECK(rel_err(vae.encode(img, VaeRunOptions::tiled(64)), g.read("encoded_tiled")) < 1e-4);
+  CHECK(rel_err(vae.encode(img, VaeRunOptions::tiled(8)), g.read("encoded_tiled")) < 1e-4);
   // tiling changes the result (each tile sees its own GroupNorm statistics): the goldens differ
   CHECK(rel_err(g.read("decoded_tiled"), g.read("decoded")) > 1e-3);
 }

@@ -33,10 +33,10 @@ TEST_CASE_TEMPLATE("VaePatch tiled decode and encode equal serial tiled on every
     const auto z = random({1, 4, h, w}, 21 + std::uint64_t(h));
     const auto img = random({1, 3, 8 * h, 8 * w}, 5 + std::uint64_t(w), 0.5f);
     const auto serial = vae().decode(z, VaeRunOptions::tiled(8));
-    const auto serial_enc = vae().encode(img, VaeRunOptions::tiled(64));
+    const auto serial_enc = vae().encode(img, VaeRunOptions::tiled(8));
     std::vector<Tensor<float>> enc(L::world_size);
     auto dec = run_ranks<L>([&](auto& rank) {
-      enc[std::size_t(rank.index)] = vae().encode(img, VaeRunOptions::tiled(64), rank.vae_patch);
+      enc[std::size_t(rank.index)] = vae().encode(img, VaeRunOptions::tiled(8), rank.vae_patch);
       return vae().decode(z, VaeRunOptions::tiled(8), rank.vae_patch);
     });
     for (int r = 0; r < L::world_size; ++r) {
@@ -86,7 +86,7 @@ TEST_CASE("VaePatch patch mode: haloed blocks approach the untiled decode as the
 TEST_CASE("VaePatch: sizes the VAE cannot take are clear errors on every rank") {
   using L = Layout<TP<2>, VaePatch<2>, OnCpu>;
   const auto bad = Tensor<float>::zeros({1, 3, 100, 64});
-  auto encode_bad = [&](auto& rank) { return vae().encode(bad, VaeRunOptions::tiled(64), rank.vae_patch); };
+  auto encode_bad = [&](auto& rank) { return vae().encode(bad, VaeRunOptions::tiled(8), rank.vae_patch); };
   CHECK_THROWS_WITH_AS(run_ranks<L>(encode_bad), doctest::Contains("image size 100x64 must be a multiple of the VAE factor 8"), Error);
   CHECK_THROWS_WITH_AS(VaeTiling::patches(1, 8, 4, 1, 8, 1), doctest::Contains("too small for 2x2 patches"), Error);
 }

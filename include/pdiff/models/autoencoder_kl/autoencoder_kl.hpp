@@ -23,7 +23,7 @@ namespace pdiff {
 
 struct VaeRunOptions {
   std::optional<VaeSplit> split;  // nullopt: the whole image at once
-  std::int64_t tile = 0;          // tiled: input tile in latent pixels for decode, image pixels for encode (0: config)
+  std::int64_t tile = 0;          // tiled: tile size in latent pixels (encode tiles the image by tile·f); 0: the config's
   std::int64_t halo = 0;          // patch: halo in latent pixels (0: tile_latent / 8, at least 1)
   static VaeRunOptions whole() { return {}; }
   static VaeRunOptions tiled(std::int64_t tile = 0) { return {VaeSplit::tiled, tile, 0}; }
@@ -64,7 +64,7 @@ class AutoencoderKL {
     auto mean = [&](const Tensor<float, OnCpu>& img) { return posterior_mean(img); };
     if (!o.split) return mean(x);
     const VaeTiling t = *o.split == VaeSplit::tiled
-                            ? VaeTiling::tiled(x.size(2), x.size(3), o.tile ? o.tile : config.tile_sample(), 1, f,
+                            ? VaeTiling::tiled(x.size(2), x.size(3), o.tile ? o.tile * f : config.tile_sample(), 1, f,
                                                config.overlap_factor)
                             : VaeTiling::patches(x.size(2), x.size(3), comm.size(), halo(o) * f, 1, f);
     return run_tiling(comm, t, x.size(0), config.latent_channels,

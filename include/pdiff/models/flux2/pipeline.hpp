@@ -1,0 +1,183 @@
+// pdiff/models/flux2/pipeline.hpp — Flux2Pipeline<L>: text (and reference images) → image, from a
+// diffusers FLUX.2 folder (model_index.json, transformer/, vae/, text_encoder/, tokenizer/,
+// scheduler/), as diffusers' Flux2Pipeline.__call__ runs it, on every rank of layout L.
+//
+// | phase   | what                                                         | parallel                       |
+// |---------|--------------------------------------------------------------|--------------------------------|
+// | encode  | chat template → tokens (padded to 512) → Mistral3 hidden states (10, 20, 30) stacked → (1, 512, 3·hidden) | TP shards the encoder |
+// | refs    | each reference image → VAE encode → patchify → BatchNorm → tokens with t = 10 + 10·i | VaePatch (tiled) |
+// | denoise | flow-match Euler with FLUX.2's empirical μ; dev: embedded guidance; two branches: true CFG | TP, Ulysses, Ring, CFG |
+// | decode  | tokens → BatchNorm⁻¹ → unpatchify → VAE decode → [0, 1]      | VaePatch (tiled or patch)      |
+// Initial noise is Philox(seed) (the same on every rank and backend), or the caller's latents
+// (tests feed the reference's). Reference images must be at most 1024² pixels; sizes are cut to
+// multiples of 16 by a centre crop (diffusers resizes then crops; equal when already a multiple).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pdiff/io/chat_prompt.hpp"
+#include "pdiff/io/image.hpp"
+#include "pdiff/models/flux2/denoise.hpp"
+#include "pdiff/models/flux2/latents.hpp"
+#include "pdiff/models/flux2/vae.hpp"
+#include "pdiff/models/mistral/text_encoder.hpp"
+
+namespace pdiff {
+
+struct Flux2Request {
+  std::string prompt;
+  std::string negative_prompt;            // true CFG (two branches) only
+  std::vector<Tensor<float, OnCpu>> images;  // reference images (1, 3, H, W) in [−1, 1]
+  std::int64_t width = 0, height = 0;     // 0: the first reference image's, else 1024
+  int steps = 50;
+  float guidance = 4.0f;                  // dev: embedded guidance; true CFG: the CFG scale
+  std::uint64_t seed = 0;
+  const Tensor<float, OnCpu>* latents = nullptr;  // (1, in_channels, H/16, W/16) instead of Philox noise
+  std::size_t max_sequence_length = 512;
+  VaeRunOptions vae;                      // decode/encode split (whole by default)
+  bool progress = true;
+};
+
+struct Flux2Result {
+  Tensor<float, OnCpu> image;    // (1, 3, H, W) in [0, 1]
+  Tensor<float, OnCpu> latents;  // (1, N, in_channels) final packed latents
+  double encode_s = 0, denoise_s = 0, decode_s = 0;
+};
+
+// Centre crop of (1, 3, H, W) to multiples of 16.
+inline Tensor<float, OnCpu> flux2_crop16(const Tensor<float, OnCpu>& img) {
+  PDIFF_CHECK(img.rank() == 4 && img.size(1) == 3, "Flux2: reference image", img.shape(), " must be (1, 3, H, W)");
+  const std::int64_t H = img.size(2), W = img.size(3), h = H / 16 * 16, w = W / 16 * 16;
+  PDIFF_CHECK(h > 0 && w > 0, "Flux2: reference image ", W, "x", H, " is smaller than 16x16");
+  PDIFF_CHECK(H * W <= 1024 * 1024, "Flux2: reference image ", W, "x", H,
+              " has more than 1024x1024 pixels; downscale it first (diffusers resizes it to that area)");
+  if (h == H && w == W) return img;
+  return crop_region(img, {(H - h) / 2, (W - w) / 2, h, w});
+}
+
+template <class L>
+class Flux2Pipeline {
+ public:
+  using C = Ctx<L>;
+  Flux2Transformer<C> transformer;
+  MistralTextEncoder<C> text_encoder;
+  Tokenizer tokenizer;
+  Flux2Vae vae;
+  FlowMatchEulerScheduler scheduler;
+  std::vector<int> text_layers = {10, 20, 30};
+  bool true_cfg = false;  // Flux2KleinPipeline (not distilled): prompt and negative branches
+
+  // Every rank loads its own shard (collective-free: shards are read straight from the files).
+  template <class R>
+  static Flux2Pipeline load(R& rank, const std::filesystem::path& dir) {
+    namespace fs = std::filesystem;
+    const auto index = JsonConfig::load(dir / "model_index.json");
+    const auto cls = index.get<std::string>("_class_name");
+    PDIFF_CHECK(cls == "Flux2Pipeline", "Flux2Pipeline: '", (dir / "model_index.json").string(), "' describes a ", cls,
+                "; this pipeline runs FLUX.2-dev folders (Flux2Pipeline with a Mistral3 text encoder)");
+    for (const char* part : {"transformer", "vae", "text_encoder", "tokenizer", "scheduler"})
+      PDIFF_CHECK(fs::is_directory(dir / part), "Flux2Pipeline: '", dir.string(), "' has no ", part, "/ folder");
+    Flux2Pipeline p;
+    const auto tcfg = Flux2Config::load(dir / "transformer");
+    p.transformer = Flux2Transformer<C>::load(Checkpoint::open(dir / "transformer"), tcfg, rank.coords.tp);
+    const auto ecfg = MistralConfig::load(dir / "text_encoder");
+    const int deepest = *std::max_element(p.text_layers.begin(), p.text_layers.end());
+    PDIFF_CHECK(deepest <= ecfg.num_hidden_layers, "Flux2Pipeline: the text encoder has ", ecfg.num_hidden_layers,
+                " layers; FLUX.2 reads hidden state ", deepest);
+    PDIFF_CHECK(std::int64_t(p.text_layers.size()) * ecfg.hidden_size == tcfg.joint_attention_dim,
+                "Flux2Pipeline: ", p.text_layers.size(), " stacked hidden states of ", ecfg.hidden_size,
+                " do not match the transformer's joint_attention_dim ", tcfg.joint_attention_dim);
+    p.text_encoder = MistralTextEncoder<C>::load(Checkpoint::open(dir / "text_encoder"), ecfg, rank.coords.tp, deepest);
+    p.tokenizer = Tokenizer::load(dir / "tokenizer");
+    p.vae = Flux2Vae::load(dir / "vae");
+    PDIFF_CHECK(p.vae.latent_channels() == tcfg.in_channels, "Flux2Pipeline: the VAE gives ", p.vae.latent_channels(),
+                " latent channels, the transformer takes ", tcfg.in_channels);
+    p.scheduler = FlowMatchEulerScheduler::load(dir / "scheduler");
+    return p;
+  }
+
+  // (1, max_length, |text_layers|·hidden): the pipeline's prompt_embeds
+  template <class R>
+  Tensor<float, OnCpu> encode_prompt(R& rank, const std::string& prompt, std::size_t max_length = 512) const {
+    const auto padded = encode_flux2_prompt(tokenizer, prompt, {.max_length = max_length});
+    const auto S = std::int64_t(padded.ids.size());
+    Tensor<std::int64_t, OnCpu> ids({1, S});
+    Tensor<std::uint8_t, OnCpu> mask({1, S});
+    for (std::int64_t i = 0; i < S; ++i) ids(i) = padded.ids[std::size_t(i)], mask(i) = std::uint8_t(padded.mask[std::size_t(i)]);
+    return text_encoder.encode(rank, ids, mask, text_layers);
+  }
+
+  template <class R>
+  Flux2Result generate(R& rank, const Flux2Request& q) const {
+    using clock = std::chrono::steady_clock;
+    const auto secs = [](clock::time_point a) { return std::chrono::duration<double>(clock::now() - a).count(); };
+    Flux2Result out;
+    auto t0 = clock::now();
+    PDIFF_CHECK(q.steps >= 1, "Flux2Pipeline: steps (", q.steps, ") must be >= 1");
+    std::vector<Flux2Branch> branches;
+    branches.push_back(branch(rank, q.prompt, q.max_sequence_length));
+    if (true_cfg) branches.push_back(branch(rank, q.negative_prompt, q.max_sequence_length));
+    // reference images: tokens (1, Σ hᵢwᵢ, C) and ids with t = 10 + 10·i
+    std::vector<Tensor<float, OnCpu>> ref_tok, ref_ids;
+    std::int64_t H = q.height, W = q.width;
+    for (std::size_t i = 0; i < q.images.size(); ++i) {
+      const auto img = flux2_crop16(q.images[i]);
+      if (i == 0) {
+        H = H ? H : img.size(2);
+        W = W ? W : img.size(3);
+      }
+      auto lat = vae.image_latents(img, q.vae, rank.vae_patch);
+      ref_ids.push_back(flux2::latent_ids(lat.size(2), lat.size(3), 10.0f + 10.0f * float(i)));
+      ref_tok.push_back(flux2::pack(lat));
+    }
+    H = H ? H : 1024, W = W ? W : 1024;
+    PDIFF_CHECK(H % 16 == 0 && W % 16 == 0, "Flux2Pipeline: height and width (", H, "x", W, ") must be multiples of 16");
+    out.encode_s = secs(t0);
+
+    t0 = clock::now();
+    const std::int64_t h = H / 16, w = W / 16, Cin = transformer.cfg.in_channels;
+    Tensor<float, OnCpu> init;
+    if (q.latents) {
+      PDIFF_CHECK(q.latents->shape() == Shape({1, Cin, h, w}), "Flux2Pipeline: initial latents", q.latents->shape(),
+                  " must be (1, ", Cin, ", ", h, ", ", w, ") for ", W, "x", H);
+      init = *q.latents;
+    } else {
+      init = flux2::noise(q.seed, Cin, h, w);
+    }
+    out.latents = flux2::pack(init);
+    FlowMatchEulerScheduler sched = scheduler;
+    sched.set_timesteps(q.steps, flux2_empirical_mu(h * w, q.steps));
+    Flux2DenoiseArgs a;
+    if (transformer.cfg.guidance_embeds) a.embedded_guidance = q.guidance;
+    a.cfg_scale = q.guidance;
+    Tensor<float, OnCpu> rt, ri;
+    if (!ref_tok.empty()) {
+      std::vector<const Tensor<float, OnCpu>*> pt, pi;
+      for (std::size_t i = 0; i < ref_tok.size(); ++i) pt.push_back(&ref_tok[i]), pi.push_back(&ref_ids[i]);
+      rt = cat<float>(pt, 1), ri = cat<float>(pi, 0);
+      a.ref_tokens = &rt, a.ref_ids = &ri;
+    }
+    std::optional<ProgressBar> bar;
+    if (q.progress) bar.emplace("denoise", q.steps, rank.is_root());
+    a.progress = bar ? &*bar : nullptr;
+    flux2_denoise(rank, transformer, sched, out.latents, flux2::latent_ids(h, w), std::span<const Flux2Branch>(branches), a);
+    out.denoise_s = secs(t0);
+
+    t0 = clock::now();
+    out.image = Flux2Vae::to_unit(vae.decode_tokens(out.latents, h, w, q.vae, rank.vae_patch));
+    out.decode_s = secs(t0);
+    return out;
+  }
+
+ private:
+  template <class R>
+  Flux2Branch branch(R& rank, const std::string& prompt, std::size_t max_length) const {
+    auto e = encode_prompt(rank, prompt, max_length);
+    return {e, flux2::text_ids(e.size(1))};
+  }
+};
+
+}  // namespace pdiff

@@ -1,0 +1,100 @@
+// FLUX.2-dev end to end against diffusers' Flux2Pipeline (tests/golden/flux2_tiny/dev/e2e, a folder
+// saved by the reference's save_pretrained, goldens by tools/make_flux2_e2e_goldens.py): the prompt's
+// tokens exactly, prompt embeddings, final latents and the decoded image, text-to-image and with a
+// reference image, on serial and parallel layouts (thread ranks) from the same initial latents.
+#include <doctest/doctest.h>
+
+#include "../layers/harness.hpp"
+#include "pdiff/models/flux2/pipeline.hpp"
+
+using namespace pdiff;
+using namespace pdiff::test;
+namespace fs = std::filesystem;
+
+namespace {
+const fs::path e2e = fs::path(PDIFF_SOURCE_DIR) / "tests/golden/flux2_tiny/dev/e2e";
+const char* prompt = "A red fox sitting in fresh snow, morning light, 35mm photo.";
+}  // namespace
+
+TEST_CASE("the chat-formatted prompt tokenizes exactly as the reference") {
+  auto g = SafeTensors::open((e2e / "e2e_goldens.safetensors").string());
+  const auto want_ids = g.read("input_ids"), want_mask = g.read("attention_mask");
+  const auto got = encode_flux2_prompt(Tokenizer::load(e2e / "tokenizer"), prompt);
+  REQUIRE(std::int64_t(got.ids.size()) == want_ids.numel());
+  int mismatches = 0;
+  for (std::int64_t i = 0; i < want_ids.numel(); ++i)
+    mismatches += (got.ids[std::size_t(i)] != std::int32_t(want_ids(i))) + (got.mask[std::size_t(i)] != std::int32_t(want_mask(i)));
+  CHECK(mismatches == 0);
+}
+
+struct E2E {
+  std::vector<Tensor<float>> embeds, t2i_lat, t2i_img, i2i_lat, i2i_img;
+};
+
+// Both runs (text-to-image, then editing with reference.png) on every rank of L.
+template <class L>
+E2E run_e2e(const VaeRunOptions& vae) {
+  auto g = SafeTensors::open((e2e / "e2e_goldens.safetensors").string());
+  const auto init = g.read("latents_init");
+  const auto ref = image_to_tensor(read_image((e2e / "../pipeline/reference.png").string()));
+  E2E o;
+  for (auto* v : {&o.embeds, &o.t2i_lat, &o.i2i_lat, &o.i2i_img}) v->resize(L::world_size);
+  o.t2i_img = run_ranks<L>([&](auto& rank) {
+    const auto pipe = Flux2Pipeline<L>::load(rank, e2e);
+    const auto i = std::size_t(rank.index);
+    o.embeds[i] = pipe.encode_prompt(rank, prompt);
+    Flux2Request q{.prompt = prompt, .width = 128, .height = 96, .steps = 4, .guidance = 4.0f, .latents = &init,
+                   .vae = vae, .progress = false};
+    auto t2i = pipe.generate(rank, q);
+    o.t2i_lat[i] = t2i.latents;
+    q.images = {ref};
+    auto i2i = pipe.generate(rank, q);
+    o.i2i_lat[i] = i2i.latents, o.i2i_img[i] = i2i.image;
+    return t2i.image;
+  });
+  return o;
+}
+
+TEST_CASE_TEMPLATE("Flux2Pipeline text-to-image and image editing equal diffusers", L, Layout<OnCpu>,
+                   Layout<TP<2>, OnCpu>, Layout<TP<2>, Ulysses<2>, OnCpu>, Layout<Ring<2>, OnCpu>) {
+  auto g = SafeTensors::open((e2e / "e2e_goldens.safetensors").string());
+  const auto o = run_e2e<L>(VaeRunOptions::whole());
+  for (std::size_t i = 0; i < std::size_t(L::world_size); ++i) {
+    CAPTURE(i);
+    CHECK(rel_err(o.embeds[i], g.read("prompt_embeds")) < 1e-4);
+    CHECK(rel_err(o.t2i_lat[i], g.read("t2i_final_latents")) < 1e-4);
+    CHECK(rel_err(o.t2i_img[i], g.read("t2i_image")) < 1e-4);
+    CHECK(rel_err(o.i2i_lat[i], g.read("i2i_final_latents")) < 1e-4);
+    CHECK(rel_err(o.i2i_img[i], g.read("i2i_image")) < 1e-4);
+    CHECK(rel_err(o.t2i_img[i], o.t2i_img[0]) < 1e-6);
+  }
+}
+
+TEST_CASE("Flux2Pipeline on Ring<2> x VaePatch<2> equals the serial pipeline with the same VAE tiling") {
+  const auto tiled = VaeRunOptions::tiled(4);  // 4-latent-pixel tiles: the 6x8 latent becomes 2x3 tiles
+  const auto serial = run_e2e<Layout<OnCpu>>(tiled);
+  const auto par = run_e2e<Layout<Ring<2>, VaePatch<2>, OnCpu>>(tiled);
+  for (std::size_t i = 0; i < 2; ++i) {
+    CAPTURE(i);
+    CHECK(rel_err(par.t2i_lat[i], serial.t2i_lat[0]) < 1e-5);
+    CHECK(rel_err(par.t2i_img[i], serial.t2i_img[0]) < 1e-5);
+    CHECK(rel_err(par.i2i_lat[i], serial.i2i_lat[0]) < 1e-5);
+    CHECK(rel_err(par.i2i_img[i], serial.i2i_img[0]) < 1e-5);
+  }
+  // the tiling is real: the tiled image differs from the untiled golden
+  auto g = SafeTensors::open((e2e / "e2e_goldens.safetensors").string());
+  CHECK(rel_err(serial.t2i_img[0], g.read("t2i_image")) > 1e-3);
+}
+
+TEST_CASE("Flux2Pipeline: bad input is a clear error") {
+  using L = Layout<OnCpu>;
+  CHECK_THROWS_WITH_AS(run_ranks<L>([&](auto& rank) { return Flux2Pipeline<L>::load(rank, e2e / "vae"), Tensor<float>(); }),
+                       doctest::Contains("model_index.json"), Error);
+  auto run = [&](Flux2Request q) {
+    return run_ranks<L>([&](auto& rank) { return Flux2Pipeline<L>::load(rank, e2e).generate(rank, q).image; });
+  };
+  CHECK_THROWS_WITH_AS(run({.prompt = "x", .width = 128, .height = 100, .steps = 1, .progress = false}),
+                       doctest::Contains("must be multiples of 16"), Error);
+  CHECK_THROWS_WITH_AS(run({.prompt = "x", .width = 128, .height = 96, .steps = 0, .progress = false}),
+                       doctest::Contains("steps (0) must be >= 1"), Error);
+}
