@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 source scripts/deps.sh
 build=${PDIFF_BUILD_DIR:-build}
 start=$(date +%s)
-scripts/configure.sh >/dev/null
+scripts/configure.sh -DPDIFF_BUILD_TESTS=ON -DPDIFF_BUILD_BENCH=ON -DPDIFF_BUILD_EXAMPLES=ON >/dev/null  # undo a demo.sh configure
 cmake --build "$build" -j "$(nproc)"
 ctest --test-dir "$build" -j "$(nproc)" --output-on-failure --timeout 600 "$@"
 echo "pdiff: build + tests took $(( $(date +%s) - start )) s"

@@ -1,0 +1,116 @@
+// flux2 — FLUX.2-dev text-to-image and image editing from a diffusers folder, with the parallel
+// layout fixed at compile time (PDIFF_FLUX2_LAYOUT; one binary per layout: flux2, flux2_tp2, ...).
+// Ranks are threads on the CPU (one process per rank under mpirun). Prints a progress bar over the
+// denoising steps and a summary: time per phase and each rank's peak memory.
+//   flux2 --model DIR --prompt "a fox in the snow" -o fox.png [--image ref.png]... [--width W --height H]
+//         [--steps N] [--guidance G] [--seed S] [--vae whole|tiled|patch] [--vae-tile T]
+//   flux2 --plan [--width W --height H]   per-rank parameter and activation memory of FLUX.2-dev (bf16)
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <mutex>
+
+#include "pdiff/models/flux2/flux2.hpp"
+#include "pdiff/models/flux2/plan.hpp"
+#include "pdiff/parallel/launch.hpp"
+
+using namespace pdiff;
+
+#ifndef PDIFF_FLUX2_LAYOUT
+#define PDIFF_FLUX2_LAYOUT OnCpu
+#endif
+using Model = Flux2<PDIFF_FLUX2_LAYOUT>;
+using L = Model::layout;
+
+namespace {
+void print_plan(std::int64_t width, std::int64_t height) {
+  const double gib = 1024.0 * 1024.0 * 1024.0;
+  const auto f = flux2_dev();
+  const auto m = mistral_small_3_1_24b();
+  const double t = double(flux2_param_plan(f, L::tp).bytes(2)) / gib;
+  const double e = double(mistral_param_plan(m, L::tp).bytes(2)) / gib;
+  const double a = double(flux2_activation_bytes(f, width, height, 512, L::tp, L::ulysses * L::ring, 2)) / gib;
+  std::printf("FLUX.2-dev on this layout (tp %d, ulysses %d, ring %d, cfg %d, vae_patch %d), bf16, %lldx%lld:\n",
+              L::tp, L::ulysses, L::ring, L::cfg, L::vae_patch, (long long)width, (long long)height);
+  std::printf("  transformer parameters   %8.3f GiB per rank\n", t);
+  std::printf("  Mistral text encoder     %8.3f GiB per rank\n", e);
+  std::printf("  activations (estimate)   %8.3f GiB per rank (largest single-block live set)\n", a);
+  std::printf("  total                    %8.3f GiB per rank\n", t + e + a);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"flux2: FLUX.2 text-to-image / editing on a compile-time parallel layout"};
+  std::string model, prompt, out = "flux2.png", vae_mode = "whole";
+  std::vector<std::string> images;
+  std::int64_t width = 0, height = 0, vae_tile = 0;
+  int steps = 50;
+  float guidance = 4.0f;
+  std::uint64_t seed = 0;
+  bool plan = false;
+  app.add_option("--model", model, "diffusers FLUX.2 folder (model_index.json, transformer/, vae/, ...)");
+  app.add_option("--prompt", prompt, "text prompt");
+  app.add_option("--image", images, "reference image for editing (repeatable)");
+  app.add_option("--width", width, "image width, a multiple of 16 (default: the first reference image's, else 1024)");
+  app.add_option("--height", height, "image height, a multiple of 16");
+  app.add_option("--steps", steps, "denoising steps")->check(CLI::PositiveNumber);
+  app.add_option("--guidance", guidance, "embedded guidance scale (FLUX.2-dev)");
+  app.add_option("--seed", seed, "noise seed (Philox: the same image on every layout and backend)");
+  app.add_option("--vae", vae_mode, "VAE decode/encode split: whole, tiled, patch (tiled/patch use the VaePatch ranks)")
+      ->check(CLI::IsMember({"whole", "tiled", "patch"}));
+  app.add_option("--vae-tile", vae_tile, "tiled mode: tile size in latent pixels (default: the VAE config's)");
+  app.add_option("-o,--output", out, "output PNG");
+  app.add_flag("--plan", plan, "print the per-rank memory plan of FLUX.2-dev for this layout and exit");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (plan) {
+      print_plan(width ? width : 1024, height ? height : 1024);
+      return 0;
+    }
+    PDIFF_CHECK(!model.empty(), "flux2: --model DIR is required (a diffusers FLUX.2 folder)");
+    PDIFF_CHECK(!prompt.empty(), "flux2: --prompt TEXT is required");
+    Flux2Request q{.prompt = prompt, .width = width, .height = height, .steps = steps, .guidance = guidance,
+                   .seed = seed};
+    for (auto& path : images) q.images.push_back(image_to_tensor(read_image(path)));
+    q.vae = vae_mode == "whole" ? VaeRunOptions::whole()
+            : vae_mode == "tiled" ? VaeRunOptions::tiled(vae_tile)
+                                  : VaeRunOptions::patch();
+    std::vector<double> load_peak(L::world_size), run_peak(L::world_size);
+    Flux2Result result;
+    std::mutex mu;
+    const auto t0 = std::chrono::steady_clock::now();
+    double load_s = 0;
+    launch<L>({}, [&](auto& rank) {
+      memory<OnCpu>::reset_thread_peak();
+      const auto t = std::chrono::steady_clock::now();
+      const auto pipe = Model::load(rank, model);
+      if (rank.is_root()) load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+      load_peak[std::size_t(rank.index)] = double(memory<OnCpu>::thread_peak_bytes());
+      auto r = pipe.generate(rank, q);
+      run_peak[std::size_t(rank.index)] = double(memory<OnCpu>::thread_peak_bytes());
+      if (rank.is_root()) {
+        std::lock_guard lock(mu);
+        result = std::move(r);
+      }
+    });
+    if (result.image.empty()) return 0;  // not the root process (mpirun)
+    Tensor<float> signed_img(result.image.shape());
+    for (std::int64_t i = 0; i < signed_img.numel(); ++i) signed_img(i) = result.image(i) * 2.0f - 1.0f;
+    write_png(out, tensor_to_image(signed_img));
+    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("flux2: %lldx%lld, %d steps, layout tp %d x ulysses %d x ring %d x cfg %d (vae_patch %d), %d rank%s\n",
+                (long long)result.image.size(3), (long long)result.image.size(2), steps, L::tp, L::ulysses, L::ring,
+                L::cfg, L::vae_patch, L::world_size, L::world_size > 1 ? "s" : "");
+    std::printf("  load %.2f s | encode %.2f s | denoise %.2f s (%.3f s/step) | decode %.2f s | total %.2f s\n",
+                load_s, result.encode_s, result.denoise_s, result.denoise_s / steps, result.decode_s, total);
+    for (int r = 0; r < L::world_size; ++r)
+      std::printf("  rank %d: peak memory %.1f MiB (%.1f MiB while loading)\n", r, run_peak[std::size_t(r)] / 1048576.0,
+                  load_peak[std::size_t(r)] / 1048576.0);
+    std::printf("wrote %s\n", out.c_str());
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "flux2: %s\n", e.what());
+    return 2;
+  }
+}
