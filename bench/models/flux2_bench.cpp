@@ -1,0 +1,61 @@
+// FLUX.2 transformer step time per layout on CPU thread ranks (one forward = one denoising step of
+// FLUX.2-dev's embedded-guidance pipeline). The model folder comes from PDIFF_FLUX2_BENCH_DIR (made by
+// tools/flux2_bench_reference.py: 8 heads x 64, 2 double + 4 single blocks; scripts/bench_flux2.sh
+// runs both and prints pdiff's time against diffusers on PyTorch-CPU); without it the committed tiny
+// dev transformer is used. Inputs: 256 image tokens, 64 text tokens (as the reference side).
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+
+#include "pdiff/models/flux2/latents.hpp"
+#include "pdiff/models/flux2/transformer.hpp"
+#include "pdiff/pdiff.hpp"
+
+using namespace pdiff;
+namespace fs = std::filesystem;
+
+namespace {
+fs::path model_dir() {
+  if (const char* d = std::getenv("PDIFF_FLUX2_BENCH_DIR")) return fs::path(d) / "transformer";
+  return fs::path(PDIFF_SOURCE_DIR) / "tests/golden/flux2_tiny/dev/transformer";
+}
+
+template <class L>
+void BM_flux2_step(benchmark::State& st) {
+  const auto dir = model_dir();
+  const auto cfg = Flux2Config::load(dir);
+  const auto ck = Checkpoint::open(dir);
+  const std::int64_t img = 256, txt = 64;
+  Tensor<float> x({1, img, cfg.in_channels}), ctx({1, txt, cfg.joint_attention_dim});
+  Philox{1, 0}.fill_normal(x.span());
+  Philox{2, 0}.fill_normal(ctx.span());
+  const auto img_ids = flux2::latent_ids(16, 16), txt_ids = flux2::text_ids(txt);
+  const float t[] = {0.5f}, g[] = {4.0f};
+  double per_step = 0;
+  for (auto _ : st) {
+    launch<L>({.mode = Launch::threads}, [&](auto& rank) {
+      const auto model = Flux2Transformer<Ctx<L>>::load(ck, cfg, rank.coords.tp);
+      const std::span<const float> gs = cfg.guidance_embeds ? std::span<const float>(g) : std::span<const float>();
+      model.forward(rank, x, ctx, t, gs, img_ids, txt_ids);  // warm-up
+      rank.world.barrier();
+      const auto t0 = std::chrono::steady_clock::now();
+      const int steps = 5;
+      for (int i = 0; i < steps; ++i) benchmark::DoNotOptimize(model.forward(rank, x, ctx, t, gs, img_ids, txt_ids).data());
+      rank.world.barrier();
+      if (rank.is_root()) per_step = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / steps;
+    });
+    st.SetIterationTime(per_step);
+  }
+  st.counters["seconds_per_step"] = per_step;
+  st.counters["ranks"] = L::world_size;
+}
+}  // namespace
+
+BENCHMARK(BM_flux2_step<Layout<OnCpu>>)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_flux2_step<Layout<TP<2>, OnCpu>>)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_flux2_step<Layout<Ulysses<2>, OnCpu>>)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_flux2_step<Layout<Ring<2>, OnCpu>>)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_flux2_step<Layout<TP<2>, Ulysses<2>, OnCpu>>)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK_MAIN();
