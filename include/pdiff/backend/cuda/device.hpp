@@ -26,14 +26,16 @@ inline int cuda_device_count() {
   return n;
 }
 
+// Restores the device current at construction even if the scope switched devices again.
 class CudaDeviceGuard {
  public:
   explicit CudaDeviceGuard(int device) : prev_(cuda_device()) {
     if (device != prev_) PDIFF_CUDA_CHECK(cudaSetDevice(device));
-    else prev_ = -1;
   }
   ~CudaDeviceGuard() {
-    if (prev_ >= 0) cudaSetDevice(prev_);
+    int now = prev_;
+    if (cudaGetDevice(&now) == cudaSuccess && now != prev_) cudaSetDevice(prev_);
+    cudaGetLastError();
   }
   CudaDeviceGuard(const CudaDeviceGuard&) = delete;
   CudaDeviceGuard& operator=(const CudaDeviceGuard&) = delete;
