@@ -10,6 +10,9 @@
 // | pad_ids(ids, pad_id, opts, ...)           | ids padded/truncated to max_length + attention mask   |
 // | encode_flux2_prompt(tokenizer, prompt, o) | all of the above; PadOptions::strict makes a prompt   |
 // |                                           | longer than max_length an Error naming both lengths   |
+// | qwen3_chat_text(user, enable_thinking)    | Qwen3's chat template: one user turn + generation prompt |
+// | encode_flux2_klein_prompt(tokenizer, p, o)| FLUX.2-klein (_get_qwen3_prompt_embeds): qwen3_chat_text(p, false) |
+// |                                           | → tokens with the tokenizer's special tokens (none for Qwen) → padded |
 // Padding and truncation side default to the tokenizer's (tokenizer_config.json; right if absent).
 #pragma once
 
@@ -90,6 +93,38 @@ inline PaddedIds encode_flux2_prompt(const Tokenizer& tok, std::string_view prom
   return pad_ids(std::move(ids), tok.pad_id(), o.max_length, o.padding_side.value_or(tok.padding_side()),
                  o.truncation_side.value_or(tok.truncation_side()), o.strict,
                  "FLUX.2 prompt (chat-formatted, tokenized)");
+}
+
+// Qwen3's chat template for [{"role": "user", "content": user}] with add_generation_prompt=True:
+// "<|im_start|>user\n" user "<|im_end|>\n<|im_start|>assistant\n", and with enable_thinking=False the
+// empty think block "<think>\n\n</think>\n\n" after it.
+inline std::string qwen3_chat_text(std::string_view user, bool enable_thinking = true) {
+  std::string s;
+  s.reserve(user.size() + 80);
+  s.append("<|im_start|>user\n").append(user).append("<|im_end|>\n<|im_start|>assistant\n");
+  if (!enable_thinking) s.append("<think>\n\n</think>\n\n");
+  return s;
+}
+
+namespace detail {
+// The pad token's id, looked up among the added tokens first: real Qwen files keep <|endoftext|> out
+// of the BPE vocabulary (it is added token 151643).
+inline std::int32_t pad_token_id(const Tokenizer& tok) {
+  for (const auto& a : tok.added_tokens())
+    if (a.content == tok.pad_token()) return a.id;
+  return tok.pad_id();
+}
+}  // namespace detail
+
+// Flux2KleinPipeline._get_qwen3_prompt_embeds: apply_chat_template(..., add_generation_prompt=True,
+// enable_thinking=False), then tokenizer(text, padding="max_length", truncation=True, max_length)
+// (add_special_tokens left on: the tokenizer's post-processor decides; Qwen's adds nothing).
+inline PaddedIds encode_flux2_klein_prompt(const Tokenizer& tok, std::string_view prompt, const PadOptions& o = {}) {
+  PDIFF_CHECK(o.max_length > 0, "encode_flux2_klein_prompt: max_length must be positive");
+  auto ids = tok.encode(qwen3_chat_text(prompt, /*enable_thinking=*/false), /*add_special_tokens=*/true);
+  return pad_ids(std::move(ids), detail::pad_token_id(tok), o.max_length, o.padding_side.value_or(tok.padding_side()),
+                 o.truncation_side.value_or(tok.truncation_side()), o.strict,
+                 "FLUX.2-klein prompt (Qwen3 chat-formatted, tokenized)");
 }
 
 }  // namespace pdiff

@@ -1,10 +1,16 @@
 // pdiff/models/flux2/pipeline.hpp — Flux2Pipeline<L>: text (and reference images) → image, from a
 // diffusers FLUX.2 folder (model_index.json, transformer/, vae/, text_encoder/, tokenizer/,
-// scheduler/), as diffusers' Flux2Pipeline.__call__ runs it, on every rank of layout L.
+// scheduler/), as diffusers' Flux2Pipeline.__call__ (dev) or Flux2KleinPipeline.__call__ (klein)
+// runs it, on every rank of layout L.
+//
+// | model_index _class_name | text encoder      | chat / hidden states | guidance                              |
+// |-------------------------|-------------------|----------------------|---------------------------------------|
+// | Flux2Pipeline (dev)     | Mistral3          | system turn; 10, 20, 30 | embedded (fed to the model), one branch |
+// | Flux2KleinPipeline      | Qwen3ForCausalLM  | user turn, generation prompt, empty think block; 9, 18, 27 | true CFG with negative prompt "" when guidance > 1 and not is_distilled, else one branch |
 //
 // | phase   | what                                                         | parallel                       |
 // |---------|--------------------------------------------------------------|--------------------------------|
-// | encode  | chat template → tokens (padded to 512) → Mistral3 hidden states (10, 20, 30) stacked → (1, 512, 3·hidden) | TP shards the encoder |
+// | encode  | chat template → tokens (padded to 512) → hidden states stacked → (1, 512, 3·hidden) | TP shards the encoder; CFG group c encodes only branch c |
 // | refs    | each reference image → VAE encode → patchify → BatchNorm → tokens with t = 10 + 10·i | VaePatch (tiled) |
 // | denoise | flow-match Euler with FLUX.2's empirical μ; dev: embedded guidance; two branches: true CFG | TP, Ulysses, Ring, CFG |
 // | decode  | tokens → BatchNorm⁻¹ → unpatchify → VAE decode → [0, 1]      | VaePatch (tiled or patch)      |
@@ -29,11 +35,11 @@ namespace pdiff {
 
 struct Flux2Request {
   std::string prompt;
-  std::string negative_prompt;            // true CFG (two branches) only
+  std::string negative_prompt;            // true CFG (two branches) only; "" as Flux2KleinPipeline
   std::vector<Tensor<float, OnCpu>> images;  // reference images (1, 3, H, W) in [−1, 1]
   std::int64_t width = 0, height = 0;     // 0: the first reference image's, else 1024
   int steps = 50;
-  float guidance = 4.0f;                  // dev: embedded guidance; true CFG: the CFG scale
+  float guidance = 4.0f;                  // dev: embedded guidance; klein: the true-CFG scale (> 1: CFG)
   std::uint64_t seed = 0;
   const Tensor<float, OnCpu>* latents = nullptr;  // (1, in_channels, H/16, W/16) instead of Philox noise
   std::size_t max_sequence_length = 512;
@@ -58,17 +64,23 @@ inline Tensor<float, OnCpu> flux2_crop16(const Tensor<float, OnCpu>& img) {
   return crop_region(img, {(H - h) / 2, (W - w) / 2, h, w});
 }
 
+enum class Flux2Variant { dev, klein };
+
 template <class L>
 class Flux2Pipeline {
  public:
   using C = Ctx<L>;
   Flux2Transformer<C> transformer;
-  MistralTextEncoder<C> text_encoder;
+  MistralTextEncoder<C> text_encoder;  // Mistral3 (dev) or Qwen3 (klein: cfg.qk_norm)
   Tokenizer tokenizer;
   Flux2Vae vae;
   FlowMatchEulerScheduler scheduler;
+  Flux2Variant variant = Flux2Variant::dev;
+  bool is_distilled = false;  // klein: model_index.json's is_distilled (step-distilled: no CFG)
   std::vector<int> text_layers = {10, 20, 30};
-  bool true_cfg = false;  // Flux2KleinPipeline (not distilled): prompt and negative branches
+
+  // Flux2KleinPipeline.do_classifier_free_guidance: two branches (prompt, negative) per step.
+  bool true_cfg(float guidance) const { return variant == Flux2Variant::klein && !is_distilled && guidance > 1.0f; }
 
   // Every rank loads its own shard (collective-free: shards are read straight from the files).
   template <class R>
@@ -76,11 +88,23 @@ class Flux2Pipeline {
     namespace fs = std::filesystem;
     const auto index = JsonConfig::load(dir / "model_index.json");
     const auto cls = index.get<std::string>("_class_name");
-    PDIFF_CHECK(cls == "Flux2Pipeline", "Flux2Pipeline: '", (dir / "model_index.json").string(), "' describes a ", cls,
-                "; this pipeline runs FLUX.2-dev folders (Flux2Pipeline with a Mistral3 text encoder)");
+    PDIFF_CHECK(cls == "Flux2Pipeline" || cls == "Flux2KleinPipeline", "Flux2Pipeline: '",
+                (dir / "model_index.json").string(), "' describes a ", cls,
+                "; this pipeline runs FLUX.2-dev (Flux2Pipeline, Mistral3 text encoder) and FLUX.2-klein "
+                "(Flux2KleinPipeline, Qwen3 text encoder) folders");
     for (const char* part : {"transformer", "vae", "text_encoder", "tokenizer", "scheduler"})
       PDIFF_CHECK(fs::is_directory(dir / part), "Flux2Pipeline: '", dir.string(), "' has no ", part, "/ folder");
     Flux2Pipeline p;
+    if (cls == "Flux2KleinPipeline") {
+      p.variant = Flux2Variant::klein;
+      p.is_distilled = index.get_or<bool>("is_distilled", false);
+      p.text_layers = {9, 18, 27};
+    }
+    const auto etype = JsonConfig::load(dir / "text_encoder" / "config.json").get_or<std::string>("model_type", "");
+    const bool klein = p.variant == Flux2Variant::klein;
+    PDIFF_CHECK(klein == (etype == "qwen3"), "Flux2Pipeline: a ", cls, " folder needs a ",
+                klein ? "Qwen3 (model_type \"qwen3\")" : "Mistral3 (model_type \"mistral3\" or \"mistral\")",
+                " text encoder; '", (dir / "text_encoder" / "config.json").string(), "' has model_type \"", etype, "\"");
     const auto tcfg = Flux2Config::load(dir / "transformer");
     p.transformer = Flux2Transformer<C>::load(Checkpoint::open(dir / "transformer"), tcfg, rank.coords.tp);
     const auto ecfg = MistralConfig::load(dir / "text_encoder");
@@ -102,7 +126,8 @@ class Flux2Pipeline {
   // (1, max_length, |text_layers|·hidden): the pipeline's prompt_embeds
   template <class R>
   Tensor<float, OnCpu> encode_prompt(R& rank, const std::string& prompt, std::size_t max_length = 512) const {
-    const auto padded = encode_flux2_prompt(tokenizer, prompt, {.max_length = max_length});
+    const auto padded = variant == Flux2Variant::klein ? encode_flux2_klein_prompt(tokenizer, prompt, {.max_length = max_length})
+                                                      : encode_flux2_prompt(tokenizer, prompt, {.max_length = max_length});
     const auto S = std::int64_t(padded.ids.size());
     Tensor<std::int64_t, OnCpu> ids({1, S});
     Tensor<std::uint8_t, OnCpu> mask({1, S});
@@ -117,9 +142,17 @@ class Flux2Pipeline {
     Flux2Result out;
     auto t0 = clock::now();
     PDIFF_CHECK(q.steps >= 1, "Flux2Pipeline: steps (", q.steps, ") must be >= 1");
-    std::vector<Flux2Branch> branches;
-    branches.push_back(branch(rank, q.prompt, q.max_sequence_length));
-    if (true_cfg) branches.push_back(branch(rank, q.negative_prompt, q.max_sequence_length));
+    const int n_branches = true_cfg(q.guidance) ? 2 : 1;
+    PDIFF_CHECK(L::cfg <= n_branches, "Flux2Pipeline: CFG<", L::cfg, "> needs ", L::cfg,
+                " guidance branches but this run has ", n_branches, " (",
+                variant == Flux2Variant::dev ? "FLUX.2-dev uses embedded guidance, no negative branch"
+                : is_distilled                ? "the klein model is distilled: is_distilled in model_index.json"
+                                              : "guidance <= 1 turns true CFG off",
+                "); use a layout without CFG");
+    // branch b runs on CFG group b % cfg only (cfg_predict), so each group encodes just its own prompts
+    std::vector<Flux2Branch> branches(static_cast<std::size_t>(n_branches));
+    for (int b = 0; b < n_branches; ++b)
+      if (owns_branch(rank, b)) branches[std::size_t(b)] = branch(rank, b == 0 ? q.prompt : q.negative_prompt, q.max_sequence_length);
     // reference images: tokens (1, Σ hᵢwᵢ, C) and ids with t = 10 + 10·i
     std::vector<Tensor<float, OnCpu>> ref_tok, ref_ids;
     std::int64_t H = q.height, W = q.width;
@@ -173,6 +206,12 @@ class Flux2Pipeline {
   }
 
  private:
+  template <class R>
+  static bool owns_branch(R& rank, int b) {
+    if constexpr (L::cfg > 1) return b % L::cfg == rank.cfg.rank();
+    else return true;
+  }
+
   template <class R>
   Flux2Branch branch(R& rank, const std::string& prompt, std::size_t max_length) const {
     auto e = encode_prompt(rank, prompt, max_length);

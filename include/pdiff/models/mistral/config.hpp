@@ -1,10 +1,12 @@
 // pdiff/models/mistral/config.hpp — MistralConfig: the language-model part of a Mistral /
-// Mistral3ForConditionalGeneration config.json (FLUX.2-dev's text encoder).
+// Mistral3ForConditionalGeneration config.json (FLUX.2-dev's text encoder) or of a Qwen3ForCausalLM
+// (FLUX.2-klein's): the same Llama-style decoder, Qwen3 adding per-head q/k RMSNorm before RoPE.
 //
 // | config.json                      | read from                                   |
 // |----------------------------------|---------------------------------------------|
 // | model_type "mistral3"            | "text_config" (vision_config skipped on purpose: FLUX.2 encodes text only) |
 // | model_type "mistral" / "llama"   | the top level                               |
+// | model_type "qwen3"               | the top level; qk_norm on; sliding_window only when use_sliding_window; attention_bias must be false |
 // rope_scaling: none or {"rope_type": "default"} or {"type"/"rope_type": "linear", "factor"}; any other
 // type is a clear error (never an uninitialised table). sliding_window must be null or ≥ the longest
 // sequence used (checked at run time).
@@ -24,6 +26,7 @@ struct MistralConfig {
   float rms_norm_eps = 1e-5f;
   std::int64_t sliding_window = 0;  // 0: none
   bool tie_word_embeddings = false;
+  bool qk_norm = false;  // Qwen3: q_norm/k_norm (RMSNorm over head_dim, shared by the heads) before RoPE
   std::int64_t bos_token_id = 1, eos_token_id = 2, pad_token_id = -1;
 
   static MistralConfig from(const JsonConfig& root) {
@@ -40,6 +43,12 @@ struct MistralConfig {
     m.max_position_embeddings = c.get_or<std::int64_t>("max_position_embeddings", 32768);
     m.rms_norm_eps = float(c.get_or<double>("rms_norm_eps", 1e-5));
     m.sliding_window = c.get_or<std::int64_t>("sliding_window", 0);
+    if (type == "qwen3") {
+      m.qk_norm = true;
+      if (!c.get_or<bool>("use_sliding_window", false)) m.sliding_window = 0;
+      PDIFF_CHECK(!c.get_or<bool>("attention_bias", false), "MistralConfig ", c.where(),
+                  ": attention_bias true is not supported (Qwen3 checkpoints have none)");
+    }
     m.tie_word_embeddings = c.get_or<bool>("tie_word_embeddings", root.get_or<bool>("tie_word_embeddings", false));
     m.bos_token_id = c.get_or<std::int64_t>("bos_token_id", 1);
     m.eos_token_id = c.get_or<std::int64_t>("eos_token_id", 2);

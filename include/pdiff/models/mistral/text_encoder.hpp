@@ -1,5 +1,6 @@
 // pdiff/models/mistral/text_encoder.hpp — MistralTextEncoder<Ctx>: the Mistral language model
-// (FLUX.2-dev's text encoder), tensor-parallel, loading Mistral3ForConditionalGeneration checkpoints.
+// (FLUX.2-dev's text encoder), tensor-parallel, loading Mistral3ForConditionalGeneration checkpoints;
+// with cfg.qk_norm the same code is Qwen3ForCausalLM (FLUX.2-klein's text encoder).
 //
 // | part                    | sharding                                         | checkpoint names (after the prefix) |
 // |-------------------------|--------------------------------------------------|--------------------------|
@@ -9,9 +10,10 @@
 // | gate_proj|up_proj       | MergedColumnParallel                             | layers.i.mlp.*           |
 // | down_proj               | RowParallel                                      | layers.i.mlp.down_proj   |
 // | norms                   | replicated                                       | *_layernorm, norm        |
+// | q_norm/k_norm (Qwen3)   | replicated (one (head_dim) weight for all heads) | layers.i.self_attn.q_norm/k_norm |
 // | lm_head (generate only) | VocabParallelLMHead (tied: the embedding)        | lm_head.weight           |
 // Prefixes found automatically: "model.language_model." / "language_model.model." (Mistral3, new and
-// old transformers layouts) or "model." (MistralForCausalLM). The vision tower and projector of
+// old transformers layouts) or "model." (MistralForCausalLM, Qwen3ForCausalLM). The vision tower and projector of
 // Mistral3 are skipped on purpose: the diffusion pipelines encode text only.
 // The encoder uses only the TP axis of the layout; sequence-parallel ranks hold the whole prompt.
 #pragma once
@@ -76,8 +78,14 @@ class MistralTextEncoder {
     for (std::int64_t i = 0; i < n; ++i) {
       const std::string l = p + "layers." + std::to_string(i) + ".";
       Layer y{RMSNorm(D, cfg.rms_norm_eps), RMSNorm(D, cfg.rms_norm_eps),
-              SelfAttention<C>(D, hd, H, Hk, false, false, QkNorm::none, RopeStyle::half), SwiGLUMLP<C>(D, I, false)};
+              SelfAttention<C>(D, hd, H, Hk, false, false, cfg.qk_norm ? QkNorm::before_rope : QkNorm::none,
+                               RopeStyle::half, cfg.rms_norm_eps),
+              SwiGLUMLP<C>(D, I, false)};
       y.input_norm.load(ck.read(l + "input_layernorm.weight"));
+      if (cfg.qk_norm) {
+        y.attn.q_norm.load(ck.read(l + "self_attn.q_norm.weight"));
+        y.attn.k_norm.load(ck.read(l + "self_attn.k_norm.weight"));
+      }
       y.post_norm.load(ck.read(l + "post_attention_layernorm.weight"));
       y.attn.qkv.core.weight = read(ck, y.attn.qkv.weight_plan(tp_rank),
                                     {l + "self_attn.q_proj.weight", l + "self_attn.k_proj.weight", l + "self_attn.v_proj.weight"},
