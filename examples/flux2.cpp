@@ -1,9 +1,11 @@
-// flux2 — FLUX.2-dev text-to-image and image editing from a diffusers folder, with the parallel
-// layout fixed at compile time (PDIFF_FLUX2_LAYOUT; one binary per layout: flux2, flux2_tp2, ...).
+// flux2 — FLUX.2-dev and FLUX.2-klein text-to-image and image editing from a diffusers folder, with the
+// parallel layout fixed at compile time (PDIFF_FLUX2_LAYOUT; one binary per layout: flux2, flux2_tp2,
+// flux2_cfg2, ...). klein base (not distilled) with --guidance > 1 runs true CFG: the CFG<2> binaries
+// run the prompt and negative branches on two rank groups.
 // Ranks are threads on the CPU (one process per rank under mpirun). Prints a progress bar over the
 // denoising steps and a summary: time per phase and each rank's peak memory.
 //   flux2 --model DIR --prompt "a fox in the snow" -o fox.png [--image ref.png]... [--width W --height H]
-//         [--steps N] [--guidance G] [--seed S] [--vae whole|tiled|patch] [--vae-tile T]
+//         [--steps N] [--guidance G] [--negative-prompt TEXT] [--seed S] [--vae whole|tiled|patch] [--vae-tile T]
 //   flux2 --plan [--width W --height H]   per-rank parameter and activation memory of FLUX.2-dev (bf16)
 #include <CLI/CLI.hpp>
 
@@ -41,7 +43,7 @@ void print_plan(std::int64_t width, std::int64_t height) {
 
 int main(int argc, char** argv) {
   CLI::App app{"flux2: FLUX.2 text-to-image / editing on a compile-time parallel layout"};
-  std::string model, prompt, out = "flux2.png", vae_mode = "whole";
+  std::string model, prompt, negative_prompt, out = "flux2.png", vae_mode = "whole";
   std::vector<std::string> images;
   std::int64_t width = 0, height = 0, vae_tile = 0;
   int steps = 50;
@@ -54,7 +56,8 @@ int main(int argc, char** argv) {
   app.add_option("--width", width, "image width, a multiple of 16 (default: the first reference image's, else 1024)");
   app.add_option("--height", height, "image height, a multiple of 16");
   app.add_option("--steps", steps, "denoising steps")->check(CLI::PositiveNumber);
-  app.add_option("--guidance", guidance, "embedded guidance scale (FLUX.2-dev)");
+  app.add_option("--guidance", guidance, "guidance scale: embedded (FLUX.2-dev) or true CFG (FLUX.2-klein base, > 1)");
+  app.add_option("--negative-prompt", negative_prompt, "negative prompt of true CFG (klein base; default \"\")");
   app.add_option("--seed", seed, "noise seed (Philox: the same image on every layout and backend)");
   app.add_option("--vae", vae_mode, "VAE decode/encode split: whole, tiled, patch (tiled/patch use the VaePatch ranks)")
       ->check(CLI::IsMember({"whole", "tiled", "patch"}));
@@ -70,7 +73,7 @@ int main(int argc, char** argv) {
     }
     PDIFF_CHECK(!model.empty(), "flux2: --model DIR is required (a diffusers FLUX.2 folder)");
     PDIFF_CHECK(!prompt.empty(), "flux2: --prompt TEXT is required");
-    Flux2Request q{.prompt = prompt, .width = width, .height = height, .steps = steps, .guidance = guidance,
+    Flux2Request q{.prompt = prompt, .negative_prompt = negative_prompt, .width = width, .height = height, .steps = steps, .guidance = guidance,
                    .seed = seed};
     for (auto& path : images) q.images.push_back(image_to_tensor(read_image(path)));
     q.vae = vae_mode == "whole" ? VaeRunOptions::whole()
