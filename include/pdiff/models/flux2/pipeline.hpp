@@ -70,6 +70,7 @@ template <class L>
 class Flux2Pipeline {
  public:
   using C = Ctx<L>;
+  static_assert(L::cfg <= 2, "Flux2Pipeline: CFG<N> with N > 2; FLUX.2 has at most two guidance branches (prompt, negative)");
   Flux2Transformer<C> transformer;
   MistralTextEncoder<C> text_encoder;  // Mistral3 (dev) or Qwen3 (klein: cfg.qk_norm)
   Tokenizer tokenizer;
