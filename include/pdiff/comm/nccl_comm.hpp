@@ -352,18 +352,7 @@ class NcclComm {
       h_->world->poison(detail::cat("this process failed: ", rt.reason));
       return;
     }
-    if (rt.control == MPI_COMM_NULL) return;
-    int flag = 0;
-    MPI_Status st;
-    MPI_Iprobe(MPI_ANY_SOURCE, detail::kPoisonTag, rt.control, &flag, &st);
-    if (!flag) return;
-    int len = 0;
-    MPI_Get_count(&st, MPI_CHAR, &len);
-    std::string why(std::size_t(len), '\0');
-    MPI_Recv(why.data(), len, MPI_CHAR, st.MPI_SOURCE, detail::kPoisonTag, rt.control, MPI_STATUS_IGNORE);
-    rt.failed = true;
-    rt.reason = why;
-    h_->world->poison(detail::cat("process rank ", st.MPI_SOURCE, " failed: ", why));
+    if (auto p = rt.take_poison()) h_->world->poison(detail::cat("process rank ", p->first, " failed: ", p->second));
   }
 #endif
 

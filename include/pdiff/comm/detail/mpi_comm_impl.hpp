@@ -22,9 +22,11 @@
 #include <cstdlib>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "pdiff/comm/communicator.hpp"
@@ -34,6 +36,7 @@
 namespace pdiff {
 
 namespace detail {
+constexpr int kPoisonTag = 7001, kSendTag = 7002;
 // Process-wide MPI state: initialised once, finalised at exit unless a failure left requests pending.
 struct MpiRuntime {
   MPI_Comm control = MPI_COMM_NULL;  // the poison channel
@@ -68,8 +71,23 @@ struct MpiRuntime {
       MPI_Comm_set_errhandler(control, MPI_ERRORS_RETURN);
     }
   }
+  // The poison message of a failed rank, received if one has arrived: (its world rank, the reason).
+  // Marks this process failed.
+  std::optional<std::pair<int, std::string>> take_poison() {
+    if (control == MPI_COMM_NULL) return std::nullopt;
+    int flag = 0;
+    MPI_Status st;
+    MPI_Iprobe(MPI_ANY_SOURCE, kPoisonTag, control, &flag, &st);
+    if (!flag) return std::nullopt;
+    int len = 0;
+    MPI_Get_count(&st, MPI_CHAR, &len);
+    std::string why(std::size_t(len), '\0');
+    MPI_Recv(why.data(), len, MPI_CHAR, st.MPI_SOURCE, kPoisonTag, control, MPI_STATUS_IGNORE);
+    failed = true;
+    reason = why;
+    return std::pair{st.MPI_SOURCE, std::move(why)};
+  }
 };
-constexpr int kPoisonTag = 7001, kSendTag = 7002;
 }  // namespace detail
 
 class MpiComm {
@@ -273,17 +291,8 @@ class MpiComm {
   }
   // Throws the reason a failed rank sent on the poison channel, if one arrived.
   void check_poison(const char* op) {
-    auto& rt = detail::MpiRuntime::get();
-    int flag = 0;
-    MPI_Status st;
-    MPI_Iprobe(MPI_ANY_SOURCE, detail::kPoisonTag, rt.control, &flag, &st);
-    if (!flag) return;
-    int len = 0;
-    MPI_Get_count(&st, MPI_CHAR, &len);
-    std::string why(std::size_t(len), '\0');
-    MPI_Recv(why.data(), len, MPI_CHAR, st.MPI_SOURCE, detail::kPoisonTag, rt.control, MPI_STATUS_IGNORE);
-    rt.failed = true;
-    throw Error(detail::cat("MpiComm: ", op, " on rank ", rank_, " aborted: rank ", st.MPI_SOURCE, " failed: ", why));
+    if (auto p = detail::MpiRuntime::get().take_poison())
+      throw Error(detail::cat("MpiComm: ", op, " on rank ", rank_, " aborted: rank ", p->first, " failed: ", p->second));
   }
   // MPI reported an error, usually because a failed peer left this collective unmatched: its poison
   // message explains it better, so wait briefly for one before reporting MPI's own error.
