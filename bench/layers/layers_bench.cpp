@@ -1,7 +1,7 @@
 // Attention and MLP block time per layout on CPU thread ranks, and the bytes each rank sent,
 // compared with the analytic formulas (counters bytes_per_rank and formula_bytes; ratio must be 1).
 //   Ulysses<U>: 4 all_to_all of (U−1)/U of the local q/k/v/out: 4·(U−1)/U · B·(S/U)·(H/tp)·D·4 bytes
-//   Ring<R>:    R−1 exchanges of [k; v]: (R−1)·2·B·(S/R)·(Hkv/tp)·D·4 bytes
+//   Ring<R>:    R−1 exchanges of [k; v]: (R−1)·2·B·(S/R)·(Hkv/(tp·U))·D·4 bytes
 //   TP<T>:      one all_reduce of (B, S/(U·R), hidden) after o-proj: 2·(T−1)/T · B·S/(U·R)·hidden·4 bytes
 #include <benchmark/benchmark.h>
 
@@ -26,7 +26,8 @@ double attention_formula_bytes() {
   const double local = double(B) * double(S) / (L::ulysses * L::ring) * double(H) / L::tp * double(D);
   double bytes = 0;
   if (L::ulysses > 1) bytes += 4.0 * (L::ulysses - 1) / L::ulysses * local * 4;
-  if (L::ring > 1) bytes += (L::ring - 1) * 2.0 * double(B) * double(S) / L::ring * double(H) / L::tp * double(D) * 4;
+  // under Ulysses the ring carries the heads this Ulysses rank holds after its all_to_all
+  if (L::ring > 1) bytes += (L::ring - 1) * 2.0 * double(B) * double(S) / L::ring * double(H) / (L::tp * L::ulysses) * double(D) * 4;
   if (L::tp > 1) bytes += 2.0 * (L::tp - 1) / L::tp * double(B) * double(S) / (L::ulysses * L::ring) * double(hidden) * 4;
   return bytes;
 }
