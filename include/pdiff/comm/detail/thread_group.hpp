@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "pdiff/core/error.hpp"
@@ -44,6 +45,7 @@ struct ThreadSlot {
 };
 
 struct ThreadGroup {
+  static constexpr int kSpins = 256;
   int size = 0;
   std::shared_ptr<ThreadWorld> world;
   std::vector<ThreadSlot> slots;
@@ -69,6 +71,14 @@ struct ThreadGroup {
   }
   template <class Pred>
   void wait_locked(std::unique_lock<std::mutex>& lk, Pred ready, const char* op, int rank, bool honour_failure = true) {
+    // Peers usually arrive within microseconds: poll a little, yielding the core, before sleeping on
+    // the condition variable (a wake-up through it costs tens of microseconds).
+    for (int i = 0; i < kSpins && !ready(); ++i) {
+      if (honour_failure) check_failed_locked(op, rank);
+      lk.unlock();
+      std::this_thread::yield();
+      lk.lock();
+    }
     const auto deadline = std::chrono::steady_clock::now() + world->timeout;
     while (!ready()) {
       if (honour_failure) check_failed_locked(op, rank);
