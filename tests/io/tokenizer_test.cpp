@@ -1,7 +1,8 @@
 // Tokenizer: ids equal the tokenizers library's for every golden string (Tekken-style byte-level BPE and a
 // v1-style byte_fallback BPE), decode(encode(s)) == s, the FLUX.2 chat formatting + padding equal
 // transformers' apply_chat_template, and every malformed file is a pdiff::Error naming the field.
-// Goldens: tests/golden/mistral3_tiny/tokenizer*/ made by tools/make_tokenizer_goldens.py.
+// Goldens: tests/golden/mistral3_tiny/tokenizer*/ made by tools/make_tokenizer_goldens.py, and
+// tests/golden/qwen2_nfc_tokenizer/ (an NFC normalizer) made by tools/make_nfc_tokenizer_goldens.py.
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -68,6 +69,27 @@ TEST_CASE("Tekken-style tokenizer: ids equal the reference for every golden stri
   }
   CHECK(matched == int(goldens()["cases"].size()));
   MESSAGE("Tekken-style golden strings matched: ", matched, "/", goldens()["cases"].size());
+}
+
+TEST_CASE("Qwen2-style tokenizer (normalizer NFC, Qwen2 Split regex, ByteLevel): ids equal the reference") {
+  const fs::path dir = fs::path(PDIFF_SOURCE_DIR) / "tests/golden/qwen2_nfc_tokenizer";
+  auto t = Tokenizer::load(dir / "tokenizer.json");
+  auto g = read_json(dir / "goldens.json");
+  int matched = 0, changed = 0;
+  for (const auto& c : g["cases"]) {
+    auto s = c["text"].get<std::string>();
+    CAPTURE(s);
+    auto ids = t.encode(s);
+    CHECK(ids == c["ids"].get<Ids>());
+    CHECK(t.pre_tokenize(s) == c["pieces"].get<std::vector<std::string>>());
+    CHECK(t.decode(ids) == c["nfc"].get<std::string>());
+    matched += ids == c["ids"].get<Ids>();
+    changed += c["nfc"] != c["text"];
+  }
+  CHECK(matched == int(g["cases"].size()));
+  CHECK(changed >= 15);
+  MESSAGE("NFC (Qwen2-style) golden strings matched: ", matched, "/", g["cases"].size(), " (", changed,
+          " changed by NFC)");
 }
 
 TEST_CASE("pre-tokenization (the file's Llama-3 style regex) and fix_mistral_regex (the Tekken regex) equal the reference") {
@@ -218,8 +240,8 @@ TEST_CASE("malformed tokenizer.json: a pdiff::Error naming the file and field, n
   j["pre_tokenizer"] = {{"type", "Metaspace"}};
   has(error_of([&] { Tokenizer::from_json(j.dump(), "pt.json"); }), "pt.json.pre_tokenizer: pre_tokenizer type 'Metaspace'");
   j["pre_tokenizer"] = nullptr;
-  j["normalizer"] = {{"type", "NFC"}};
-  has(error_of([&] { Tokenizer::from_json(j.dump(), "n.json"); }), "n.json.normalizer: normalizer type 'NFC'");
+  j["normalizer"] = {{"type", "Lowercase"}};
+  has(error_of([&] { Tokenizer::from_json(j.dump(), "n.json"); }), "n.json.normalizer: normalizer type 'Lowercase'");
   j["normalizer"] = nullptr;
   j["added_tokens"] = json::array({{{"id", 9}}});
   has(error_of([&] { Tokenizer::from_json(j.dump(), "at.json"); }), "at.json.added_tokens[0]");

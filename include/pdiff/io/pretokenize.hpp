@@ -3,7 +3,8 @@
 //
 // | stage         | types handled                                 | anything else                        |
 // |---------------|-----------------------------------------------|--------------------------------------|
-// | Normalizer    | null, Sequence, Replace (String/Regex), Prepend, Strip | Error naming the field and type |
+// | Normalizer    | null, Sequence, Replace (String/Regex), Prepend, Strip, | Error naming the field and type |
+// |               | NFC, NFD, NFKC, NFKD (Unicode 9.0 data, as tokenizers) |                                 |
 // | PreTokenizer  | null, Sequence, Split (String/Regex pattern; behavior Isolated, Removed,     |
 // |               | MergedWithPrevious, MergedWithNext, Contiguous; invert), ByteLevel (add_prefix_space, |
 // |               | use_regex = the GPT-2 pattern)                                               |
@@ -24,6 +25,7 @@
 #include "pdiff/core/error.hpp"
 #include "pdiff/io/regex.hpp"
 #include "pdiff/io/unicode.hpp"
+#include "pdiff/io/unicode_normalization.hpp"
 
 namespace pdiff::tok {
 
@@ -130,11 +132,12 @@ T field(const json& j, const char* key, const std::string& where, T fallback) {
 
 // ---- normalizer --------------------------------------------------------------------------------
 struct Normalizer {
-  enum Kind { None, Sequence, Replace, Prepend, Strip } kind = None;
+  enum Kind { None, Sequence, Replace, Prepend, Strip, Unicode } kind = None;
   std::vector<Normalizer> steps;
   Pattern pattern;
   std::string content;
   bool left = false, right = false;
+  unicode::NormalForm form = unicode::NormalForm::NFC;
 
   static Normalizer from_json(const json& j, const std::string& where) {
     Normalizer n;
@@ -157,9 +160,13 @@ struct Normalizer {
       n.kind = Strip;
       n.left = field<bool>(j, "strip_left", where, false);
       n.right = field<bool>(j, "strip_right", where, false);
+    } else if (t == "NFC" || t == "NFD" || t == "NFKC" || t == "NFKD") {
+      using F = unicode::NormalForm;
+      n.kind = Unicode;
+      n.form = t == "NFC" ? F::NFC : t == "NFD" ? F::NFD : t == "NFKC" ? F::NFKC : F::NFKD;
     } else {
       throw Error(detail::cat(where, ": normalizer type '", t,
-                              "' is not supported (Sequence, Replace, Prepend, Strip are)"));
+                              "' is not supported (Sequence, Replace, Prepend, Strip, NFC, NFD, NFKC, NFKD are)"));
     }
     return n;
   }
@@ -171,6 +178,7 @@ struct Normalizer {
         return s;
       case Replace: return pattern.replace_all(s, content);
       case Prepend: return s.empty() ? s : content + s;
+      case Unicode: return unicode::normalize_utf8(s, form, "tokenizer input");
       case Strip: {
         auto d = unicode::decode_utf8(s, "tokenizer input");
         std::size_t b = 0, e = d.cps.size();

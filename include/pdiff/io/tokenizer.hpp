@@ -18,8 +18,9 @@
 // |                                      | tokenizer_config.json says "fix_mistral_regex": true)      |
 // Added tokens are all matched on the raw text (the reference matches "normalized": true ones after the
 // normalizer: the same unless a normalizer changes them); lstrip/rstrip strip ASCII whitespace.
-// Not implemented (load Error naming the field): normalizers other than Sequence/Replace/Prepend/Strip
-// (e.g. NFC), models other than BPE, pre-tokenizers other than Sequence/Split/ByteLevel.
+// Not implemented (load Error naming the field): normalizers other than Sequence/Replace/Prepend/Strip/
+// NFC/NFD/NFKC/NFKD (e.g. Lowercase, BertNormalizer, Precompiled), models other than BPE, pre-tokenizers
+// other than Sequence/Split/ByteLevel.
 #pragma once
 
 #include <array>
