@@ -5,6 +5,10 @@
 #include <doctest/doctest.h>
 
 #include "../layers/harness.hpp"
+#include <unistd.h>
+
+#include <fstream>
+
 #include "pdiff/models/flux2/pipeline.hpp"
 
 using namespace pdiff;
@@ -97,4 +101,45 @@ TEST_CASE("Flux2Pipeline: bad input is a clear error") {
                        doctest::Contains("must be multiples of 16"), Error);
   CHECK_THROWS_WITH_AS(run({.prompt = "x", .width = 128, .height = 96, .steps = 0, .progress = false}),
                        doctest::Contains("steps (0) must be >= 1"), Error);
+}
+
+namespace {
+// A copy of the tiny dev folder in a temporary place, to be broken by the test.
+fs::path scratch_copy(const std::string& name) {
+  const fs::path dst = fs::temp_directory_path() / ("pdiff_flux2_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dst);
+  fs::copy(e2e, dst, fs::copy_options::recursive);
+  return dst;
+}
+template <class L>
+void load_only(const fs::path& dir) {
+  run_ranks<L>([&](auto& rank) { return Flux2Pipeline<L>::load(rank, dir), Tensor<float>(); });
+}
+}  // namespace
+
+TEST_CASE("Flux2Pipeline: a broken folder or layout is a clear error naming the problem") {
+  using L = Layout<OnCpu>;
+  SUBCASE("missing component folder") {
+    const auto dir = scratch_copy("no_tokenizer");
+    fs::remove_all(dir / "tokenizer");
+    CHECK_THROWS_WITH_AS(load_only<L>(dir), doctest::Contains("has no tokenizer/ folder"), Error);
+    fs::remove_all(dir);
+  }
+  SUBCASE("config and checkpoint disagree") {
+    const auto dir = scratch_copy("mismatch");
+    auto text = JsonConfig::load(dir / "transformer/config.json").json();
+    text["joint_attention_dim"] = 64;
+    std::ofstream(dir / "transformer/config.json") << text.dump();
+    CHECK_THROWS_WITH_AS(load_only<L>(dir), doctest::Contains("context_embedder.weight"), Error);
+    fs::remove_all(dir);
+  }
+  SUBCASE("heads not divisible by the layout") {
+    // the tiny text encoder has 2 heads and the transformer 4: TP<4> cannot split the encoder
+    using TP4 = Layout<TP<4>, OnCpu>;
+    CHECK_THROWS_WITH_AS(load_only<TP4>(e2e), doctest::Contains("divisible"), Error);
+  }
+  SUBCASE("unreadable input image") {
+    CHECK_THROWS_WITH_AS(read_image((e2e / "model_index.json").string()),
+                         doctest::Contains("read_image: cannot read '"), Error);
+  }
 }
