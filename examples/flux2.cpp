@@ -6,11 +6,13 @@
 // denoising steps and a summary: time per phase and each rank's peak memory.
 //   flux2 --model DIR --prompt "a fox in the snow" -o fox.png [--image ref.png]... [--width W --height H]
 //         [--steps N] [--guidance G] [--negative-prompt TEXT] [--seed S] [--vae whole|tiled|patch] [--vae-tile T]
+//         [--upsample-temperature T]   (dev: rewrite the prompt with the text encoder first, 0 = greedy)
 //   flux2 --plan [--width W --height H]   per-rank parameter and activation memory of FLUX.2-dev (bf16)
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <mutex>
+#include <optional>
 
 #include "pdiff/models/flux2/flux2.hpp"
 #include "pdiff/models/flux2/plan.hpp"
@@ -48,6 +50,7 @@ int main(int argc, char** argv) {
   std::int64_t width = 0, height = 0, vae_tile = 0;
   int steps = 50;
   float guidance = 4.0f;
+  std::optional<float> upsample;
   std::uint64_t seed = 0;
   bool plan = false;
   app.add_option("--model", model, "diffusers FLUX.2 folder (model_index.json, transformer/, vae/, ...)");
@@ -63,6 +66,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"whole", "tiled", "patch"}));
   app.add_option("--vae-tile", vae_tile, "tiled mode: tile size in latent pixels (default: the VAE config's)");
   app.add_option("-o,--output", out, "output PNG");
+  app.add_option("--upsample-temperature", upsample,
+                 "caption upsampling (FLUX.2-dev): the text encoder rewrites the prompt first, sampled at this "
+                 "temperature (0: greedy; diffusers suggests 0.15)");
   app.add_flag("--plan", plan, "print the per-rank memory plan of FLUX.2-dev for this layout and exit");
   CLI11_PARSE(app, argc, argv);
 
@@ -76,6 +82,7 @@ int main(int argc, char** argv) {
     Flux2Request q{.prompt = prompt, .negative_prompt = negative_prompt, .width = width, .height = height, .steps = steps, .guidance = guidance,
                    .seed = seed};
     for (auto& path : images) q.images.push_back(image_to_tensor(read_image(path)));
+    q.upsample_temperature = upsample;
     q.vae = vae_mode == "whole" ? VaeRunOptions::whole()
             : vae_mode == "tiled" ? VaeRunOptions::tiled(vae_tile)
                                   : VaeRunOptions::patch();
@@ -87,7 +94,7 @@ int main(int argc, char** argv) {
     launch<L>({}, [&](auto& rank) {
       memory<OnCpu>::reset_thread_peak();
       const auto t = std::chrono::steady_clock::now();
-      const auto pipe = Model::load(rank, model);
+      const auto pipe = Model::load(rank, model, {.caption_upsampling = upsample.has_value()});
       if (rank.is_root()) load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
       load_peak[std::size_t(rank.index)] = double(memory<OnCpu>::thread_peak_bytes());
       auto r = pipe.generate(rank, q);
@@ -110,6 +117,7 @@ int main(int argc, char** argv) {
     for (int r = 0; r < L::world_size; ++r)
       std::printf("  rank %d: peak memory %.1f MiB (%.1f MiB while loading)\n", r, run_peak[std::size_t(r)] / 1048576.0,
                   load_peak[std::size_t(r)] / 1048576.0);
+    if (upsample) std::printf("  upsampled prompt: %s\n", result.prompt.c_str());
     std::printf("wrote %s\n", out.c_str());
     return 0;
   } catch (const std::exception& e) {

@@ -143,3 +143,44 @@ TEST_CASE("Flux2Pipeline: a broken folder or layout is a clear error naming the 
                          doctest::Contains("read_image: cannot read '"), Error);
   }
 }
+
+TEST_CASE_TEMPLATE("caption upsampling: chat input and greedy continuation equal transformers", L, Layout<OnCpu>,
+                   Layout<TP<2>, OnCpu>) {
+  std::ifstream in(e2e / "upsample_goldens.json");
+  const auto golden = nlohmann::json::parse(in);
+  const int new_tokens = golden["max_new_tokens"].get<int>();
+  std::vector<std::vector<std::string>> texts(L::world_size);
+  run_ranks<L>([&](auto& rank) {
+    const auto pipe = Flux2Pipeline<L>::load(rank, e2e, {.caption_upsampling = true});
+    for (const auto& c : golden["cases"]) {
+      const auto prompt = c["prompt"].get<std::string>();
+      // the chat input (system message, template) tokenizes as the reference's apply_chat_template
+      const auto ids = pipe.tokenizer.encode(flux2_chat_text(prompt, flux2_upsampling_system_t2i, pipe.tokenizer.bos_token()), false);
+      CHECK(std::vector<std::int64_t>(ids.begin(), ids.end()) == c["input_ids"].get<std::vector<std::int64_t>>());
+      texts[std::size_t(rank.index)].push_back(pipe.upsample_prompt(rank, prompt, 0.0f, 0, new_tokens));
+    }
+    return Tensor<float>();
+  });
+  for (int r = 0; r < L::world_size; ++r)
+    for (std::size_t i = 0; i < golden["cases"].size(); ++i) {
+      CAPTURE(i);
+      CHECK(texts[std::size_t(r)][i] == golden["cases"][i]["text"].get<std::string>());
+    }
+}
+
+TEST_CASE("caption upsampling: clean-up rules and clear errors") {
+  CHECK(clean_up_tokenization("a cat , a dog . Is it ? yes ! it 's he 're I 'm they 've do n't") ==
+        "a cat, a dog. Is it? yes! it's he're I'm they've don't");
+  using L = Layout<OnCpu>;
+  auto run = [&](Flux2Request q, bool upsampling) {
+    return run_ranks<L>([&](auto& rank) {
+      return Flux2Pipeline<L>::load(rank, e2e, {.caption_upsampling = upsampling}).generate(rank, q).image;
+    });
+  };
+  CHECK_THROWS_WITH_AS(run({.prompt = "x", .width = 128, .height = 96, .steps = 1, .progress = false,
+                            .upsample_temperature = 0.15f}, false),
+                       doctest::Contains("caption_upsampling = true"), Error);
+  const auto ref = image_to_tensor(read_image((e2e / "../pipeline/reference.png").string()));
+  CHECK_THROWS_WITH_AS(run({.prompt = "x", .images = {ref}, .steps = 1, .progress = false, .upsample_temperature = 0.15f}, true),
+                       doctest::Contains("vision tower"), Error);
+}

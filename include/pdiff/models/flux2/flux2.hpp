@@ -20,8 +20,8 @@ struct Flux2Model : Flux2Pipeline<L> {
   static_assert(std::is_same_v<typename L::backend, OnCpu>,
                 "Flux2<...>: the FLUX.2 layers run on OnCpu only so far; add OnCpu to the policies");
   template <class R>
-  static Flux2Model load(R& rank, const std::filesystem::path& dir) {
-    return Flux2Model{Flux2Pipeline<L>::load(rank, dir)};
+  static Flux2Model load(R& rank, const std::filesystem::path& dir, const Flux2LoadOptions& opts = {}) {
+    return Flux2Model{Flux2Pipeline<L>::load(rank, dir, opts)};
   }
 };
 

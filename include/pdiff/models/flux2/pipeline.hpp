@@ -22,10 +22,12 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pdiff/io/chat_prompt.hpp"
 #include "pdiff/io/image.hpp"
+#include "pdiff/io/text_cleanup.hpp"
 #include "pdiff/models/flux2/denoise.hpp"
 #include "pdiff/models/flux2/latents.hpp"
 #include "pdiff/models/flux2/vae.hpp"
@@ -45,12 +47,14 @@ struct Flux2Request {
   std::size_t max_sequence_length = 512;
   VaeRunOptions vae;                      // decode/encode split (whole by default)
   bool progress = true;
+  std::optional<float> upsample_temperature;  // dev: rewrite the prompt first (caption upsampling), 0 = greedy
 };
 
 struct Flux2Result {
   Tensor<float, OnCpu> image;    // (1, 3, H, W) in [0, 1]
   Tensor<float, OnCpu> latents;  // (1, N, in_channels) final packed latents
   double encode_s = 0, denoise_s = 0, decode_s = 0;
+  std::string prompt;            // the prompt the image was made from (the upsampled one when asked)
 };
 
 // Centre crop of (1, 3, H, W) to multiples of 16.
@@ -65,6 +69,21 @@ inline Tensor<float, OnCpu> flux2_crop16(const Tensor<float, OnCpu>& img) {
 }
 
 enum class Flux2Variant { dev, klein };
+
+// diffusers pipelines/flux2/system_messages.py SYSTEM_MESSAGE_UPSAMPLING_T2I (caption upsampling).
+inline constexpr std::string_view flux2_upsampling_system_t2i =
+    "You are an expert prompt engineer for FLUX.2 by Black Forest Labs. Rewrite user prompts to be more descriptive "
+    "while strictly preserving their core subject and intent.\n\nGuidelines:\n1. Structure: Keep structured inputs "
+    "structured (enhance within fields). Convert natural language to detailed paragraphs.\n2. Details: Add concrete "
+    "visual specifics - form, scale, textures, materials, lighting (quality, direction, color), shadows, spatial "
+    "relationships, and environmental context.\n3. Text in Images: Put ALL text in quotation marks, matching the "
+    "prompt's language. Always provide explicit quoted text for objects that would contain text in reality (signs, "
+    "labels, screens, etc.) - without it, the model generates gibberish.\n\nOutput only the revised prompt and nothing "
+    "else.";
+
+struct Flux2LoadOptions {
+  bool caption_upsampling = false;  // dev: load every encoder layer and the LM head for upsample_prompt()
+};
 
 template <class L>
 class Flux2Pipeline {
@@ -85,7 +104,7 @@ class Flux2Pipeline {
 
   // Every rank loads its own shard (collective-free: shards are read straight from the files).
   template <class R>
-  static Flux2Pipeline load(R& rank, const std::filesystem::path& dir) {
+  static Flux2Pipeline load(R& rank, const std::filesystem::path& dir, const Flux2LoadOptions& opts = {}) {
     namespace fs = std::filesystem;
     const auto index = JsonConfig::load(dir / "model_index.json");
     const auto cls = index.get<std::string>("_class_name");
@@ -115,13 +134,34 @@ class Flux2Pipeline {
     PDIFF_CHECK(std::int64_t(p.text_layers.size()) * ecfg.hidden_size == tcfg.joint_attention_dim,
                 "Flux2Pipeline: ", p.text_layers.size(), " stacked hidden states of ", ecfg.hidden_size,
                 " do not match the transformer's joint_attention_dim ", tcfg.joint_attention_dim);
-    p.text_encoder = MistralTextEncoder<C>::load(Checkpoint::open(dir / "text_encoder"), ecfg, rank.coords.tp, deepest);
+    PDIFF_CHECK(!opts.caption_upsampling || !klein, "Flux2Pipeline: caption upsampling is FLUX.2-dev's (Mistral3); ",
+                cls, " has none");
+    p.text_encoder = MistralTextEncoder<C>::load(Checkpoint::open(dir / "text_encoder"), ecfg, rank.coords.tp,
+                                                 opts.caption_upsampling ? -1 : deepest, opts.caption_upsampling);
     p.tokenizer = Tokenizer::load(dir / "tokenizer");
     p.vae = Flux2Vae::load(dir / "vae");
     PDIFF_CHECK(p.vae.latent_channels() == tcfg.in_channels, "Flux2Pipeline: the VAE gives ", p.vae.latent_channels(),
                 " latent channels, the transformer takes ", tcfg.in_channels);
     p.scheduler = FlowMatchEulerScheduler::load(dir / "scheduler");
     return p;
+  }
+
+  // Flux2Pipeline.upsample_prompt for text-to-image: the prompt rewritten by the text encoder under
+  // the upsampling system message, sampled at `temperature` (0: greedy) with Philox(seed), decoded
+  // without special tokens. Same text on every rank. (With reference images the reference shows them
+  // to the vision tower, which pdiff does not load: that case is an error.)
+  template <class R>
+  std::string upsample_prompt(R& rank, const std::string& prompt, float temperature, std::uint64_t seed = 0,
+                              int max_new_tokens = 512) const {
+    PDIFF_CHECK(text_encoder.has_lm_head, "Flux2Pipeline: load with Flux2LoadOptions{.caption_upsampling = true} to "
+                                          "upsample prompts");
+    const auto text = flux2_chat_text(prompt, flux2_upsampling_system_t2i, tokenizer.bos_token());
+    const auto ids32 = tokenizer.encode(text, /*add_special_tokens=*/false);
+    const std::vector<std::int64_t> ids(ids32.begin(), ids32.end());
+    const auto gen = text_encoder.generate(
+        rank, ids, {.max_new_tokens = max_new_tokens, .temperature = temperature, .seed = seed});
+    const std::vector<std::int32_t> out(gen.begin(), gen.end());
+    return clean_up_tokenization(tokenizer.decode(out, /*skip_special_tokens=*/true));
   }
 
   // (1, max_length, |text_layers|·hidden): the pipeline's prompt_embeds
@@ -143,6 +183,12 @@ class Flux2Pipeline {
     Flux2Result out;
     auto t0 = clock::now();
     PDIFF_CHECK(q.steps >= 1, "Flux2Pipeline: steps (", q.steps, ") must be >= 1");
+    out.prompt = q.prompt;
+    if (q.upsample_temperature) {
+      PDIFF_CHECK(q.images.empty(), "Flux2Pipeline: caption upsampling with reference images needs the text encoder's "
+                                    "vision tower, which pdiff does not load; upsample without images");
+      out.prompt = upsample_prompt(rank, q.prompt, *q.upsample_temperature, q.seed);
+    }
     const int n_branches = true_cfg(q.guidance) ? 2 : 1;
     PDIFF_CHECK(L::cfg <= n_branches, "Flux2Pipeline: CFG<", L::cfg, "> needs ", L::cfg,
                 " guidance branches but this run has ", n_branches, " (",
@@ -153,7 +199,7 @@ class Flux2Pipeline {
     // branch b runs on CFG group b % cfg only (cfg_predict), so each group encodes just its own prompts
     std::vector<Flux2Branch> branches(static_cast<std::size_t>(n_branches));
     for (int b = 0; b < n_branches; ++b)
-      if (owns_branch(rank, b)) branches[std::size_t(b)] = branch(rank, b == 0 ? q.prompt : q.negative_prompt, q.max_sequence_length);
+      if (owns_branch(rank, b)) branches[std::size_t(b)] = branch(rank, b == 0 ? out.prompt : q.negative_prompt, q.max_sequence_length);
     // reference images: tokens (1, Σ hᵢwᵢ, C) and ids with t = 10 + 10·i
     std::vector<Tensor<float, OnCpu>> ref_tok, ref_ids;
     std::int64_t H = q.height, W = q.width;
