@@ -134,3 +134,26 @@ TEST_CASE("four threads with their own streams allocate and free concurrently") 
   CHECK(Mem::live_bytes() == live0);
   Mem::empty_cache();  // the threads' streams are gone; their blocks' events have completed
 }
+
+TEST_CASE("each thread (rank) has its own live and peak bytes, credited back when another thread frees") {
+  Tensor<float, OnCuda> handed_back;
+  std::size_t peak_a = 0, peak_b = 0;
+  std::thread a([&] {
+    memory<OnCuda>::reset_thread_peak();
+    { Tensor<float, OnCuda> t({1000}); }
+    handed_back = Tensor<float, OnCuda>({500});
+    peak_a = memory<OnCuda>::thread_peak_bytes();
+    CHECK(memory<OnCuda>::thread_live_bytes() == 2000);
+  });
+  a.join();
+  std::thread b([&] {
+    Tensor<float, OnCuda> t({3000});
+    peak_b = memory<OnCuda>::thread_peak_bytes();
+  });
+  b.join();
+  CHECK(peak_a == 4000);
+  CHECK(peak_b == 12000);
+  const std::size_t mine = memory<OnCuda>::thread_live_bytes();
+  handed_back = {};  // charged to thread a
+  CHECK(memory<OnCuda>::thread_live_bytes() == mine);
+}

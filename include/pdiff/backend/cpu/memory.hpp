@@ -10,43 +10,20 @@
 // freed by another thread (a result handed back to the caller) is credited to the right one.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstring>
-#include <deque>
-#include <mutex>
 #include <new>
 
 #include "pdiff/core/backend_tag.hpp"
+#include "pdiff/core/byte_counter.hpp"
 #include "pdiff/core/memory.hpp"
 
 namespace pdiff {
 
 namespace detail {
-struct CpuMemoryStats {
-  std::atomic<std::size_t> live{0};
-  std::atomic<std::size_t> peak{0};
-  void add(std::size_t bytes) {
-    const std::size_t now = live.fetch_add(bytes) + bytes;
-    std::size_t p = peak.load();
-    while (now > p && !peak.compare_exchange_weak(p, now)) {}
-  }
-  void sub(std::size_t bytes) { live.fetch_sub(bytes); }
-  void reset_peak() { peak.store(live.load()); }
-};
-inline CpuMemoryStats& cpu_memory_stats() {
-  static CpuMemoryStats s;
+inline ByteCounter& cpu_memory_stats() {
+  static ByteCounter s;
   return s;
-}
-// One counter per thread, kept for the life of the process: a block may outlive its thread.
-inline CpuMemoryStats& thread_memory_stats() {
-  static std::mutex mu;
-  static std::deque<CpuMemoryStats> all;
-  thread_local CpuMemoryStats* mine = [] {
-    std::lock_guard lock(mu);
-    return &all.emplace_back();
-  }();
-  return *mine;
 }
 }  // namespace detail
 
@@ -55,7 +32,7 @@ struct memory<OnCpu> {
   static constexpr std::size_t alignment = 64;
   static void* allocate(std::size_t bytes) {
     auto* base = static_cast<std::byte*>(::operator new(bytes + alignment, std::align_val_t(alignment)));
-    auto* owner = &detail::thread_memory_stats();
+    auto* owner = &detail::thread_byte_counter<OnCpu>();
     std::memcpy(base, &owner, sizeof owner);
     owner->add(bytes);
     detail::cpu_memory_stats().add(bytes);
@@ -63,7 +40,7 @@ struct memory<OnCpu> {
   }
   static void deallocate(void* p, std::size_t bytes) {
     auto* base = static_cast<std::byte*>(p) - alignment;
-    detail::CpuMemoryStats* owner = nullptr;
+    detail::ByteCounter* owner = nullptr;
     std::memcpy(&owner, base, sizeof owner);
     owner->sub(bytes);
     detail::cpu_memory_stats().sub(bytes);
@@ -79,9 +56,9 @@ struct memory<OnCpu> {
   static std::size_t peak_bytes() { return detail::cpu_memory_stats().peak.load(); }
   static void reset_peak() { detail::cpu_memory_stats().reset_peak(); }
   // The same for the blocks the calling thread allocated (one rank under thread launch).
-  static std::size_t thread_live_bytes() { return detail::thread_memory_stats().live.load(); }
-  static std::size_t thread_peak_bytes() { return detail::thread_memory_stats().peak.load(); }
-  static void reset_thread_peak() { detail::thread_memory_stats().reset_peak(); }
+  static std::size_t thread_live_bytes() { return detail::thread_byte_counter<OnCpu>().live.load(); }
+  static std::size_t thread_peak_bytes() { return detail::thread_byte_counter<OnCpu>().peak.load(); }
+  static void reset_thread_peak() { detail::thread_byte_counter<OnCpu>().reset_peak(); }
 };
 
 }  // namespace pdiff

@@ -18,7 +18,8 @@
 // current stream, that stream's work is made to precede the block's stream (event + wait), so a
 // tensor used on the freeing stream is not overwritten by the next user on the block's stream.
 // Work on any third stream must be synchronised by the user (as with PyTorch's record_stream).
-// live = bytes requested and not freed; peak = high-water mark of live (since reset_peak);
+// live = bytes requested and not freed; peak = high-water mark of live (since reset_peak); each
+// block is also charged to its allocating thread's ByteCounter (per-rank figures for thread ranks);
 // reserved = bytes obtained from cudaMalloc (live blocks + cache). The pool is never destroyed
 // (freeing tensors at process exit must stay valid); empty_cache() gives the cache back.
 #pragma once
@@ -38,6 +39,8 @@
 #include "pdiff/backend/cuda/check.hpp"
 #include "pdiff/backend/cuda/device.hpp"
 #include "pdiff/backend/cuda/stream.hpp"
+#include "pdiff/core/backend_tag.hpp"
+#include "pdiff/core/byte_counter.hpp"
 
 namespace pdiff {
 
@@ -92,6 +95,8 @@ class CudaCachingAllocator {
           b.ready = nullptr;
           b.stream = s;
           b.requested = bytes;
+          b.owner = &detail::thread_byte_counter<OnCuda>();
+          b.owner->add(bytes);
           p.active.emplace(b.ptr, b);
           p.st.cached -= size;
           ++p.st.hits;
@@ -118,7 +123,9 @@ class CudaCachingAllocator {
                               st.reserved, " reserved bytes there"));
     }
     std::lock_guard lk(p.mu);
-    p.active.emplace(ptr, Block{ptr, size, bytes, s, nullptr});
+    detail::ByteCounter* owner = &detail::thread_byte_counter<OnCuda>();
+    owner->add(bytes);
+    p.active.emplace(ptr, Block{ptr, size, bytes, s, nullptr, owner});
     p.st.reserved += size;
     ++p.st.mallocs;
     add_live(p, bytes);
@@ -143,6 +150,8 @@ class CudaCachingAllocator {
         b = it->second;
         p.active.erase(it);
         p.st.live -= b.requested;
+        if (b.owner) b.owner->sub(b.requested);
+        b.owner = nullptr;
         d = dev;
       }
     }
@@ -177,6 +186,7 @@ class CudaCachingAllocator {
     std::size_t requested = 0;  // the bytes asked for (live accounting)
     cudaStream_t stream = nullptr;
     cudaEvent_t ready = nullptr;  // recorded at free on `stream`; null: usable anywhere
+    detail::ByteCounter* owner = nullptr;  // the allocating thread's counter (per-rank accounting), credited at free
   };
   struct Pool {
     mutable std::mutex mu;

@@ -8,6 +8,7 @@
 // | to_host, from_host          | enqueued on the current stream, then that stream is synchronised, |
 // |                             | so the host buffer is ready / reusable when they return           |
 // | live/peak/reserved_bytes()  | of the current device (or the one given); peak = high-water mark  |
+// | thread_live/peak_bytes()    | of the calling thread's blocks (one thread rank), every device     |
 // Only with PDIFF_WITH_CUDA; plain host C++ (no kernels), compiles with g++.
 #pragma once
 
@@ -55,6 +56,11 @@ struct memory<OnCuda> {
   static std::size_t peak_bytes() { return stats().peak; }
   static std::size_t reserved_bytes() { return stats().reserved; }
   static void reset_peak() { CudaCachingAllocator::instance().reset_peak(cuda_device()); }
+  // Bytes the calling thread's tensors hold on any device, and their high-water mark: one rank's
+  // figure when several thread ranks share a GPU (ThreadComm).
+  static std::size_t thread_live_bytes() { return detail::thread_byte_counter<OnCuda>().live.load(); }
+  static std::size_t thread_peak_bytes() { return detail::thread_byte_counter<OnCuda>().peak.load(); }
+  static void reset_thread_peak() { detail::thread_byte_counter<OnCuda>().reset_peak(); }
   // Returns cached (free) blocks of every device to CUDA.
   static void empty_cache() { CudaCachingAllocator::instance().empty_cache(); }
 };
