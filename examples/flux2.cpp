@@ -96,10 +96,14 @@ int main(int argc, char** argv) {
       const auto t = std::chrono::steady_clock::now();
       const auto pipe = Model::load(rank, model, {.caption_upsampling = upsample.has_value()});
       if (rank.is_root()) load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-      load_peak[std::size_t(rank.index)] = double(memory<OnCpu>::thread_peak_bytes());
+      const double loaded = double(memory<OnCpu>::thread_peak_bytes());
       auto r = pipe.generate(rank, q);
-      run_peak[std::size_t(rank.index)] = double(memory<OnCpu>::thread_peak_bytes());
+      // every rank's figures reach the root, threads or processes alike
+      const double mine[2] = {loaded, double(memory<OnCpu>::thread_peak_bytes())};
+      std::vector<double> all(2 * std::size_t(L::world_size));
+      rank.world.all_gather(mine, all.data(), 2);
       if (rank.is_root()) {
+        for (std::size_t i = 0; i < std::size_t(L::world_size); ++i) load_peak[i] = all[2 * i], run_peak[i] = all[2 * i + 1];
         std::lock_guard lock(mu);
         result = std::move(r);
       }
