@@ -84,9 +84,7 @@ def make_tokenizer():
                               additional_special_tokens=["<|im_start|>", "<|im_end|>"])
     qwen.add_tokens([AddedToken("<think>", special=False, normalized=False),
                      AddedToken("</think>", special=False, normalized=False)])
-    # Real Qwen files normalise with NFC; pdiff's tokenizer does not implement NFC yet (a clear load
-    # error), so this tokenizer has none. The prompts here are already NFC: the ids are the same.
-    qwen.backend_tokenizer.normalizer = None
+    # Qwen2TokenizerFast normalises with NFC, as the real Qwen3 files do (pdiff implements it).
     qwen.chat_template = CHAT_TEMPLATE
     qwen.model_max_length = 131072
     return qwen
