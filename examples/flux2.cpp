@@ -77,8 +77,8 @@ int main(int argc, char** argv) {
       print_plan(width ? width : 1024, height ? height : 1024);
       return 0;
     }
-    PDIFF_CHECK(!model.empty(), "flux2: --model DIR is required (a diffusers FLUX.2 folder)");
-    PDIFF_CHECK(!prompt.empty(), "flux2: --prompt TEXT is required");
+    PDIFF_CHECK(!model.empty(), "--model DIR is required (a diffusers FLUX.2 folder)");
+    PDIFF_CHECK(!prompt.empty(), "--prompt TEXT is required");
     Flux2Request q{.prompt = prompt, .negative_prompt = negative_prompt, .width = width, .height = height, .steps = steps, .guidance = guidance,
                    .seed = seed};
     for (auto& path : images) q.images.push_back(image_to_tensor(read_image(path)));
