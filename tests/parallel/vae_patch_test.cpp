@@ -99,3 +99,16 @@ TEST_CASE("VaePatch tiled: an input no larger than one tile is decoded whole, as
       [&](auto& rank) { return vae().decode(z, VaeRunOptions::tiled(8), rank.vae_patch); });
   for (auto& o : out) CHECK(identical(o, whole));
 }
+
+TEST_CASE("VaePatch patch-mode encode: block edges on whole latent pixels for any group size") {
+  // 64 px is 8 latent rows: 3 blocks must cut at latent rows (2, 5), not at image rows 21 and 42
+  const auto img = random({1, 3, 64, 48}, 12, 0.5f);
+  const auto whole = vae().encode(img);
+  auto out = run_ranks<Layout<DP<3>, VaePatch<3>, OnCpu>>(
+      [&](auto& rank) { return vae().encode(img, VaeRunOptions::patch(8), rank.vae_patch); });
+  for (auto& o : out) {
+    REQUIRE(o.shape() == whole.shape());
+    CHECK(identical(o, whole));  // a halo of 8 latent pixels covers the whole image: exact
+  }
+  CHECK(VaeTiling::patches(64, 48, 8, 0, 1, 8).regions.size() == 8);
+}

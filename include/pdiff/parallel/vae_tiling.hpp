@@ -83,11 +83,15 @@ struct VaeTiling {
     int c = int(std::sqrt(double(P)));
     while (P % c) --c;
     t.rows = P / c, t.cols = c;
-    PDIFF_CHECK(t.rows <= H && t.cols <= W, "VaeTiling: ", H, "x", W, " is too small for ", t.rows, "x", t.cols,
+    // block edges fall on whole output pixels: cut in units of `den` input pixels (8 for encode)
+    PDIFF_CHECK(H % den == 0 && W % den == 0, "VaeTiling: ", H, "x", W, " is not a multiple of ", den);
+    const std::int64_t Hu = H / den, Wu = W / den;
+    PDIFF_CHECK(t.rows <= Hu && t.cols <= Wu, "VaeTiling: ", H, "x", W, " is too small for ", t.rows, "x", t.cols,
                 " patches");
     for (std::int64_t i = 0; i < t.rows; ++i)
       for (std::int64_t j = 0; j < t.cols; ++j) {
-        const std::int64_t y0 = H * i / t.rows, y1 = H * (i + 1) / t.rows, x0 = W * j / t.cols, x1 = W * (j + 1) / t.cols;
+        const std::int64_t y0 = Hu * i / t.rows * den, y1 = Hu * (i + 1) / t.rows * den;
+        const std::int64_t x0 = Wu * j / t.cols * den, x1 = Wu * (j + 1) / t.cols * den;
         const std::int64_t ey0 = std::max<std::int64_t>(0, y0 - halo), ey1 = std::min(H, y1 + halo);
         const std::int64_t ex0 = std::max<std::int64_t>(0, x0 - halo), ex1 = std::min(W, x1 + halo);
         t.regions.push_back({ey0, ex0, ey1 - ey0, ex1 - ex0, t.out(y0 - ey0), t.out(x0 - ex0), t.out(y1 - y0),
