@@ -31,7 +31,8 @@ struct ByteCounter {
 template <class Backend>
 ByteCounter& thread_byte_counter() {
   static std::mutex mu;
-  static std::deque<ByteCounter> all;
+  // never destroyed: tensors of static objects are freed after function-local statics die
+  static auto& all = *new std::deque<ByteCounter>;
   thread_local ByteCounter* mine = [] {
     std::lock_guard lock(mu);
     return &all.emplace_back();

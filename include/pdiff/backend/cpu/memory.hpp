@@ -22,7 +22,7 @@ namespace pdiff {
 
 namespace detail {
 inline ByteCounter& cpu_memory_stats() {
-  static ByteCounter s;
+  static auto& s = *new ByteCounter;  // never destroyed, like the thread counters
   return s;
 }
 }  // namespace detail
