@@ -127,13 +127,13 @@ class MpiComm {
     }
     auto parts = std::make_shared<std::vector<T>>(m * p);  // (P, m): slice `me` of every rank's buf
     MPI_Request req;
-    MPI_Ialltoallv(buf, cnt.data(), dsp.data(), MPI_BYTE, parts->data(), rcnt.data(), rdsp.data(), MPI_BYTE, comm_,
-                   &req);
+    start("all_reduce", MPI_Ialltoallv(buf, cnt.data(), dsp.data(), MPI_BYTE, parts->data(), rcnt.data(), rdsp.data(), MPI_BYTE, comm_,
+                   &req));
     wait(req, "all_reduce", parts);
     std::vector<const T*> src(p);
     for (std::size_t q = 0; q < p; ++q) src[q] = parts->data() + q * m;
     detail::reduce_into(buf + lo, src.data(), size_, 0, m, op);
-    MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_BYTE, buf, cnt.data(), dsp.data(), MPI_BYTE, comm_, &req);
+    start("all_reduce", MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_BYTE, buf, cnt.data(), dsp.data(), MPI_BYTE, comm_, &req));
     wait(req, "all_reduce");
     stats_->all_reduce += detail::ring_all_reduce_bytes(n, sizeof(T), size_);
     ++stats_->calls;
@@ -150,7 +150,7 @@ class MpiComm {
     auto parts = std::make_shared<std::vector<T>>(n * std::size_t(size_));
     const int b = checked_int(n * sizeof(T), "reduce_scatter");
     MPI_Request req;
-    MPI_Ialltoall(send, b, MPI_BYTE, parts->data(), b, MPI_BYTE, comm_, &req);
+    start("reduce_scatter", MPI_Ialltoall(send, b, MPI_BYTE, parts->data(), b, MPI_BYTE, comm_, &req));
     wait(req, "reduce_scatter", parts);
     std::vector<const T*> src(static_cast<std::size_t>(size_));
     for (int r = 0; r < size_; ++r) src[std::size_t(r)] = parts->data() + std::size_t(r) * n;
@@ -162,7 +162,7 @@ class MpiComm {
   void all_to_all(const T* send, T* recv, std::size_t n) {
     const int b = checked_int(n * sizeof(T), "all_to_all");
     MPI_Request req;
-    MPI_Ialltoall(send, b, MPI_BYTE, recv, b, MPI_BYTE, comm_, &req);
+    start("all_to_all", MPI_Ialltoall(send, b, MPI_BYTE, recv, b, MPI_BYTE, comm_, &req));
     wait(req, "all_to_all");
     stats_->all_to_all += std::uint64_t(size_ - 1) * n * sizeof(T);
     ++stats_->calls;
@@ -182,7 +182,7 @@ class MpiComm {
       if (k != rank_) sent += std::uint64_t(s[std::size_t(k)]);
     }
     MPI_Request req;
-    MPI_Ialltoallv(send, s.data(), sd.data(), MPI_BYTE, recv, r.data(), rd.data(), MPI_BYTE, comm_, &req);
+    start("all_to_all_v", MPI_Ialltoallv(send, s.data(), sd.data(), MPI_BYTE, recv, r.data(), rd.data(), MPI_BYTE, comm_, &req));
     wait(req, "all_to_all_v");
     stats_->all_to_all += sent;
     ++stats_->calls;
@@ -191,7 +191,7 @@ class MpiComm {
   void broadcast(T* buf, std::size_t n, int root) {
     PDIFF_CHECK(root >= 0 && root < size_, "MpiComm: broadcast root ", root, " out of range for size ", size_);
     MPI_Request req;
-    MPI_Ibcast(buf, checked_int(n * sizeof(T), "broadcast"), MPI_BYTE, root, comm_, &req);
+    start("broadcast", MPI_Ibcast(buf, checked_int(n * sizeof(T), "broadcast"), MPI_BYTE, root, comm_, &req));
     wait(req, "broadcast");
     if (rank_ == root) stats_->broadcast += std::uint64_t(size_ - 1) * n * sizeof(T);
     ++stats_->calls;
@@ -199,7 +199,7 @@ class MpiComm {
   template <class T>
   void send(const T* buf, std::size_t n, int peer) {
     MPI_Request req;
-    MPI_Isend(buf, checked_int(n * sizeof(T), "send"), MPI_BYTE, peer, detail::kSendTag, comm_, &req);
+    start("send", MPI_Isend(buf, checked_int(n * sizeof(T), "send"), MPI_BYTE, peer, detail::kSendTag, comm_, &req));
     wait(req, "send");
     stats_->send += n * sizeof(T);
     ++stats_->calls;
@@ -207,12 +207,12 @@ class MpiComm {
   template <class T>
   void recv(T* buf, std::size_t n, int peer) {
     MPI_Request req;
-    MPI_Irecv(buf, checked_int(n * sizeof(T), "recv"), MPI_BYTE, peer, detail::kSendTag, comm_, &req);
+    start("recv", MPI_Irecv(buf, checked_int(n * sizeof(T), "recv"), MPI_BYTE, peer, detail::kSendTag, comm_, &req));
     wait(req, "recv");
   }
   void barrier() {
     MPI_Request req;
-    MPI_Ibarrier(comm_, &req);
+    start("barrier", MPI_Ibarrier(comm_, &req));
     wait(req, "barrier");
   }
   // Tells every rank of the world that this one failed; their waits throw.
@@ -237,10 +237,10 @@ class MpiComm {
   // (a failed or absent peer ends in an Error instead of a hang).
   MpiComm split(int color, int key) {
     MPI_Request req;
-    MPI_Ibarrier(comm_, &req);
+    start("split", MPI_Ibarrier(comm_, &req));
     wait(req, "split");
     MpiComm c;
-    MPI_Comm_split(comm_, color, key, &c.comm_);
+    start("split", MPI_Comm_split(comm_, color, key, &c.comm_));
     MPI_Comm_set_errhandler(c.comm_, MPI_ERRORS_RETURN);
     c.timeout_ = timeout_;
     MPI_Comm_rank(c.comm_, &c.rank_);
@@ -258,7 +258,7 @@ class MpiComm {
                     std::shared_ptr<void> keep = nullptr) {
     MPI_Request req;
     const int b = checked_int(bytes, op);
-    MPI_Iallgather(send, b, MPI_BYTE, recv, b, MPI_BYTE, comm_, &req);
+    start(op, MPI_Iallgather(send, b, MPI_BYTE, recv, b, MPI_BYTE, comm_, &req));
     wait(req, op, std::move(keep));
   }
   // Polls the request, the poison channel and the clock. On failure `keep` (an internal buffer the
@@ -288,6 +288,10 @@ class MpiComm {
       }
       if (spins > 1000) std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
+  }
+  // A collective that cannot even start (MPI returned an error) fails like one that failed later.
+  void start(const char* op, int rc) {
+    if (rc != MPI_SUCCESS) mpi_failed(op, rc);
   }
   // Throws the reason a failed rank sent on the poison channel, if one arrived.
   void check_poison(const char* op) {
