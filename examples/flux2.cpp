@@ -93,13 +93,15 @@ int main(int argc, char** argv) {
     double load_s = 0;
     launch<L>({}, [&](auto& rank) {
       memory<OnCpu>::reset_thread_peak();
+      // under thread launch rank 0 is the main thread: do not count what it held before (input images)
+      const double base = double(memory<OnCpu>::thread_live_bytes());
       const auto t = std::chrono::steady_clock::now();
       const auto pipe = Model::load(rank, model, {.caption_upsampling = upsample.has_value()});
       if (rank.is_root()) load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-      const double loaded = double(memory<OnCpu>::thread_peak_bytes());
+      const double loaded = double(memory<OnCpu>::thread_peak_bytes()) - base;
       auto r = pipe.generate(rank, q);
       // every rank's figures reach the root, threads or processes alike
-      const double mine[2] = {loaded, double(memory<OnCpu>::thread_peak_bytes())};
+      const double mine[2] = {loaded, double(memory<OnCpu>::thread_peak_bytes()) - base};
       std::vector<double> all(2 * std::size_t(L::world_size));
       rank.world.all_gather(mine, all.data(), 2);
       if (rank.is_root()) {

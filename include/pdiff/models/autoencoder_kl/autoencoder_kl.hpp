@@ -14,6 +14,7 @@
 
 #include <optional>
 
+#include "pdiff/backend/cpu/shape_ops.hpp"
 #include "pdiff/comm/self_comm.hpp"
 #include "pdiff/models/autoencoder_kl/decoder.hpp"
 #include "pdiff/models/autoencoder_kl/encoder.hpp"
@@ -107,11 +108,7 @@ class AutoencoderKL {
     auto m = encoder(x);
     if (quant_conv) m = (*quant_conv)(m);
     // moments: (B, 2·latent, h, w) = [mean | logvar]; the mode of the posterior is the mean
-    const std::int64_t B = m.size(0), L = config.latent_channels, hw = m.size(2) * m.size(3);
-    Tensor<float, OnCpu> mean({B, L, m.size(2), m.size(3)});
-    for (std::int64_t b = 0; b < B; ++b)
-      std::copy(m.data() + b * 2 * L * hw, m.data() + (b * 2 * L + L) * hw, mean.data() + b * L * hw);
-    return mean;
+    return narrow(m, 1, 0, config.latent_channels);
   }
 };
 

@@ -120,14 +120,15 @@ class Flux2Pipeline {
       p.is_distilled = index.get_or<bool>("is_distilled", false);
       p.text_layers = {9, 18, 27};
     }
-    const auto etype = JsonConfig::load(dir / "text_encoder" / "config.json").get_or<std::string>("model_type", "");
+    const auto ejson = JsonConfig::load(dir / "text_encoder" / "config.json");
+    const auto etype = ejson.get_or<std::string>("model_type", "");
     const bool klein = p.variant == Flux2Variant::klein;
     PDIFF_CHECK(klein == (etype == "qwen3"), "Flux2Pipeline: a ", cls, " folder needs a ",
                 klein ? "Qwen3 (model_type \"qwen3\")" : "Mistral3 (model_type \"mistral3\" or \"mistral\")",
                 " text encoder; '", (dir / "text_encoder" / "config.json").string(), "' has model_type \"", etype, "\"");
     const auto tcfg = Flux2Config::load(dir / "transformer");
     p.transformer = Flux2Transformer<C>::load(Checkpoint::open(dir / "transformer"), tcfg, rank.coords.tp);
-    const auto ecfg = MistralConfig::load(dir / "text_encoder");
+    const auto ecfg = MistralConfig::from(ejson);
     const int deepest = *std::max_element(p.text_layers.begin(), p.text_layers.end());
     PDIFF_CHECK(deepest <= ecfg.num_hidden_layers, "Flux2Pipeline: the text encoder has ", ecfg.num_hidden_layers,
                 " layers; FLUX.2 reads hidden state ", deepest);
@@ -153,6 +154,8 @@ class Flux2Pipeline {
   template <class R>
   std::string upsample_prompt(R& rank, const std::string& prompt, float temperature, std::uint64_t seed = 0,
                               int max_new_tokens = 512) const {
+    PDIFF_CHECK(variant == Flux2Variant::dev, "Flux2Pipeline: caption upsampling is FLUX.2-dev's; this klein pipeline "
+                                              "has none");
     PDIFF_CHECK(text_encoder.has_lm_head, "Flux2Pipeline: load with Flux2LoadOptions{.caption_upsampling = true} to "
                                           "upsample prompts");
     const auto text = flux2_chat_text(prompt, flux2_upsampling_system_t2i, tokenizer.bos_token());
