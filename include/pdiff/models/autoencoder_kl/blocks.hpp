@@ -19,6 +19,7 @@
 #include "pdiff/backend/cpu/gemm.hpp"
 #include "pdiff/backend/cpu/norm.hpp"
 #include "pdiff/io/checkpoint.hpp"
+#include "pdiff/layers/norm.hpp"
 
 namespace pdiff {
 
@@ -41,17 +42,15 @@ struct VaeConv {
   Tensor<float, OnCpu> operator()(const Tensor<float, OnCpu>& x) const { return conv2d(x, weight, bias, args); }
 };
 
-struct VaeGroupNorm {
-  Tensor<float, OnCpu> weight, bias;
-  int groups = 32;
-  static VaeGroupNorm load(const Checkpoint& ck, const std::string& prefix, std::int64_t ch, int groups) {
-    VaeGroupNorm n{ck.read(prefix + ".weight"), ck.read(prefix + ".bias"), groups};
-    PDIFF_CHECK(n.weight.numel() == ch && n.bias.numel() == ch, "VAE: '", prefix, "' has ", n.weight.numel(),
-                " channels, the config needs ", ch);
-    return n;
-  }
-  Tensor<float, OnCpu> operator()(const Tensor<float, OnCpu>& x) const { return group_norm(x, groups, weight, bias, 1e-6f); }
-};
+// GroupNorm (layers/norm.hpp) from the checkpoint's `prefix`.weight / .bias.
+inline GroupNorm load_vae_group_norm(const Checkpoint& ck, const std::string& prefix, std::int64_t ch, int groups) {
+  auto w = ck.read(prefix + ".weight"), b = ck.read(prefix + ".bias");
+  PDIFF_CHECK(w.numel() == ch && b.numel() == ch, "VAE: '", prefix, "' has ", w.numel(), " channels, the config needs ",
+              ch);
+  GroupNorm n(groups, ch, 1e-6f);
+  n.load(w, b);
+  return n;
+}
 
 namespace detail {
 inline void silu_(Tensor<float, OnCpu>& x) {
@@ -60,14 +59,14 @@ inline void silu_(Tensor<float, OnCpu>& x) {
 }  // namespace detail
 
 struct VaeResnet {
-  VaeGroupNorm norm1, norm2;
+  GroupNorm norm1, norm2;
   VaeConv conv1, conv2, shortcut;
   bool has_shortcut = false;
   static VaeResnet load(const Checkpoint& ck, const std::string& p, std::int64_t in, std::int64_t out, int groups) {
     VaeResnet r;
-    r.norm1 = VaeGroupNorm::load(ck, p + ".norm1", in, groups);
+    r.norm1 = load_vae_group_norm(ck, p + ".norm1", in, groups);
     r.conv1 = VaeConv::load(ck, p + ".conv1", in, out, 3, Conv2dArgs::same(1));
-    r.norm2 = VaeGroupNorm::load(ck, p + ".norm2", out, groups);
+    r.norm2 = load_vae_group_norm(ck, p + ".norm2", out, groups);
     r.conv2 = VaeConv::load(ck, p + ".conv2", out, out, 3, Conv2dArgs::same(1));
     r.has_shortcut = in != out;
     if (r.has_shortcut) r.shortcut = VaeConv::load(ck, p + ".conv_shortcut", in, out, 1, {});
@@ -103,10 +102,10 @@ struct VaeLinear {
 };
 
 struct VaeAttention {
-  VaeGroupNorm norm;
+  GroupNorm norm;
   VaeLinear q, k, v, out;
   static VaeAttention load(const Checkpoint& ck, const std::string& p, std::int64_t ch, int groups) {
-    return {VaeGroupNorm::load(ck, p + ".group_norm", ch, groups), VaeLinear::load(ck, p + ".to_q", ch),
+    return {load_vae_group_norm(ck, p + ".group_norm", ch, groups), VaeLinear::load(ck, p + ".to_q", ch),
             VaeLinear::load(ck, p + ".to_k", ch), VaeLinear::load(ck, p + ".to_v", ch),
             VaeLinear::load(ck, p + ".to_out.0", ch)};
   }

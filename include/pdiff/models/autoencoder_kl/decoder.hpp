@@ -23,7 +23,7 @@ struct VaeDecoder {
     bool has_up = false;
   };
   std::vector<Level> levels;
-  VaeGroupNorm norm_out;
+  GroupNorm norm_out;
 
   static VaeDecoder load(const Checkpoint& ck, const AutoencoderKLConfig& c, const std::string& p = "decoder") {
     const int g = int(c.norm_num_groups);
@@ -43,7 +43,7 @@ struct VaeDecoder {
       if (l.has_up) l.up = VaeConv::load(ck, bp + ".upsamplers.0.conv", rev[i], rev[i], 3, Conv2dArgs::same(1));
       d.levels.push_back(std::move(l));
     }
-    d.norm_out = VaeGroupNorm::load(ck, p + ".conv_norm_out", rev.back(), g);
+    d.norm_out = load_vae_group_norm(ck, p + ".conv_norm_out", rev.back(), g);
     d.conv_out = VaeConv::load(ck, p + ".conv_out", rev.back(), c.out_channels, 3, Conv2dArgs::same(1));
     return d;
   }

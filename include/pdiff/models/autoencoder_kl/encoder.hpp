@@ -23,7 +23,7 @@ struct VaeEncoder {
   };
   std::vector<Level> levels;
   VaeMidBlock mid;
-  VaeGroupNorm norm_out;
+  GroupNorm norm_out;
 
   static VaeEncoder load(const Checkpoint& ck, const AutoencoderKLConfig& c, const std::string& p = "encoder") {
     const int g = int(c.norm_num_groups);
@@ -44,7 +44,7 @@ struct VaeEncoder {
       e.levels.push_back(std::move(l));
     }
     e.mid = VaeMidBlock::load(ck, p + ".mid_block", ch.back(), g, c.mid_block_add_attention);
-    e.norm_out = VaeGroupNorm::load(ck, p + ".conv_norm_out", ch.back(), g);
+    e.norm_out = load_vae_group_norm(ck, p + ".conv_norm_out", ch.back(), g);
     e.conv_out = VaeConv::load(ck, p + ".conv_out", ch.back(), 2 * c.latent_channels, 3, Conv2dArgs::same(1));
     return e;
   }
