@@ -19,6 +19,7 @@
 #include "pdiff/backend/cpu/gemm.hpp"
 #include "pdiff/backend/cpu/norm.hpp"
 #include "pdiff/io/checkpoint.hpp"
+#include "pdiff/layers/linear_core.hpp"
 #include "pdiff/layers/norm.hpp"
 
 namespace pdiff {
@@ -84,19 +85,20 @@ struct VaeResnet {
   }
 };
 
+// A linear layer with bias from the checkpoint (the shared LinearCore of layers/).
 struct VaeLinear {
-  Tensor<float, OnCpu> weight, bias;
+  detail::LinearCore core;
   static VaeLinear load(const Checkpoint& ck, const std::string& p, std::int64_t ch) {
-    VaeLinear l{ck.read(p + ".weight"), ck.read(p + ".bias")};
-    PDIFF_CHECK(l.weight.rank() == 2 && l.weight.size(0) == ch && l.weight.size(1) == ch && l.bias.numel() == ch,
-                "VAE: '", p, "' has weight", l.weight.shape(), ", the config needs (", ch, ", ", ch, ")");
+    VaeLinear l{{ck.read(p + ".weight"), ck.read(p + ".bias")}};
+    PDIFF_CHECK(l.core.weight.rank() == 2 && l.core.weight.size(0) == ch && l.core.weight.size(1) == ch &&
+                    l.core.bias.numel() == ch,
+                "VAE: '", p, "' has weight", l.core.weight.shape(), ", the config needs (", ch, ", ", ch, ")");
     return l;
   }
   // x: (N, C) → (N, C)
   Tensor<float, OnCpu> operator()(const Tensor<float, OnCpu>& x) const {
-    Tensor<float, OnCpu> y({x.size(0), weight.size(0)});
-    gemm(x, weight, y, {.trans_b = true});
-    add_(y, bias);
+    auto y = core.matmul(x);
+    core.add_bias(y);
     return y;
   }
 };
