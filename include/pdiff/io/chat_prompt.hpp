@@ -106,23 +106,13 @@ inline std::string qwen3_chat_text(std::string_view user, bool enable_thinking =
   return s;
 }
 
-namespace detail {
-// The pad token's id, looked up among the added tokens first: real Qwen files keep <|endoftext|> out
-// of the BPE vocabulary (it is added token 151643).
-inline std::int32_t pad_token_id(const Tokenizer& tok) {
-  for (const auto& a : tok.added_tokens())
-    if (a.content == tok.pad_token()) return a.id;
-  return tok.pad_id();
-}
-}  // namespace detail
-
 // Flux2KleinPipeline._get_qwen3_prompt_embeds: apply_chat_template(..., add_generation_prompt=True,
 // enable_thinking=False), then tokenizer(text, padding="max_length", truncation=True, max_length)
 // (add_special_tokens left on: the tokenizer's post-processor decides; Qwen's adds nothing).
 inline PaddedIds encode_flux2_klein_prompt(const Tokenizer& tok, std::string_view prompt, const PadOptions& o = {}) {
   PDIFF_CHECK(o.max_length > 0, "encode_flux2_klein_prompt: max_length must be positive");
   auto ids = tok.encode(qwen3_chat_text(prompt, /*enable_thinking=*/false), /*add_special_tokens=*/true);
-  return pad_ids(std::move(ids), detail::pad_token_id(tok), o.max_length, o.padding_side.value_or(tok.padding_side()),
+  return pad_ids(std::move(ids), tok.pad_id(), o.max_length, o.padding_side.value_or(tok.padding_side()),
                  o.truncation_side.value_or(tok.truncation_side()), o.strict,
                  "FLUX.2-klein prompt (Qwen3 chat-formatted, tokenized)");
 }
