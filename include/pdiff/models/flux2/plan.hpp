@@ -38,13 +38,7 @@ ParamPlan flux2_param_plan(const Flux2Config& cfg) {
 }
 
 inline ParamPlan flux2_param_plan(const Flux2Config& cfg, int tp) {
-  switch (tp) {
-    case 1: return flux2_param_plan<1>(cfg);
-    case 2: return flux2_param_plan<2>(cfg);
-    case 4: return flux2_param_plan<4>(cfg);
-    case 8: return flux2_param_plan<8>(cfg);
-  }
-  throw Error(detail::cat("flux2_param_plan: tp ", tp, " is not one of 1, 2, 4, 8"));
+  return detail::plan_for_tp(tp, "flux2_param_plan", [&](auto t) { return flux2_param_plan<decltype(t)::value>(cfg); });
 }
 
 // Bytes of the largest live activation set of one single-stream block per rank, for an image of

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "pdiff/models/mistral/text_encoder.hpp"
 
@@ -34,15 +35,24 @@ ParamPlan mistral_param_plan(const MistralConfig& cfg, bool with_lm_head = false
   return p;
 }
 
+namespace detail {
+// Calls plan(std::integral_constant<int, tp>) for a run-time TP degree among 1, 2, 4, 8.
+template <class F>
+ParamPlan plan_for_tp(int tp, const char* what, F plan) {
+  switch (tp) {
+    case 1: return plan(std::integral_constant<int, 1>{});
+    case 2: return plan(std::integral_constant<int, 2>{});
+    case 4: return plan(std::integral_constant<int, 4>{});
+    case 8: return plan(std::integral_constant<int, 8>{});
+  }
+  throw Error(cat(what, ": tp ", tp, " is not one of 1, 2, 4, 8"));
+}
+}  // namespace detail
+
 // The plan for a run-time TP degree among 1, 2, 4, 8.
 inline ParamPlan mistral_param_plan(const MistralConfig& cfg, int tp, bool with_lm_head = false) {
-  switch (tp) {
-    case 1: return mistral_param_plan<1>(cfg, with_lm_head);
-    case 2: return mistral_param_plan<2>(cfg, with_lm_head);
-    case 4: return mistral_param_plan<4>(cfg, with_lm_head);
-    case 8: return mistral_param_plan<8>(cfg, with_lm_head);
-  }
-  throw Error(detail::cat("mistral_param_plan: tp ", tp, " is not one of 1, 2, 4, 8"));
+  return detail::plan_for_tp(tp, "mistral_param_plan",
+                             [&](auto t) { return mistral_param_plan<decltype(t)::value>(cfg, with_lm_head); });
 }
 
 // Mistral-Small-3.1-24B's text_config (the FLUX.2-dev text encoder).
