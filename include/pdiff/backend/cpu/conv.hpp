@@ -14,6 +14,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 
+#include "pdiff/backend/cpu/gemm.hpp"
 #include "pdiff/backend/cpu/memory.hpp"
 #include "pdiff/core/tensor.hpp"
 
@@ -41,7 +42,7 @@ inline Tensor<float, OnCpu> conv2d(const Tensor<float, OnCpu>& x, const Tensor<f
   const std::int64_t Ho = (hp - kh) / a.stride + 1, Wo = (wp - kw) / a.stride + 1, K = C * kh * kw;
   Tensor<float, OnCpu> out({B, O, Ho, Wo});
 
-  using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using detail::RowMat;
   using Strided = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
   Eigen::Map<const RowMat> wm(w.data(), O, K);
   const bool pointwise = kh == 1 && kw == 1 && a.stride == 1 && hp == H && wp == W;
