@@ -23,7 +23,7 @@ struct Weights {
 template <class L>
 struct Block {
   using C = Ctx<L>;
-  RMSNorm norm1, norm2;
+  RMSNorm<C> norm1, norm2;
   SelfAttention<C> attn;
   SwiGLUMLP<C> mlp;
   Block(const Weights& w, std::int64_t hidden, std::int64_t heads, std::int64_t head_dim, int tp_rank)
@@ -40,7 +40,7 @@ struct Block {
   }
   // x: this rank's tokens (1, S_local, hidden); rope: their table rows
   template <class R>
-  Tensor<float> forward(R& rank, Tensor<float> x, const RopeTable& rope) const {
+  typename C::tensor forward(R& rank, typename C::tensor x, const RopeTable<typename C::backend>& rope) const {
     add_(x, attn.forward(rank, norm1(x), &rope));
     add_(x, mlp.forward(rank, norm2(x)));
     return x;
@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
     auto x = randn({1, tokens, hidden}, seed + 10, 1.0f);
     std::vector<std::int64_t> pos(static_cast<std::size_t>(tokens));
     for (std::int64_t i = 0; i < tokens; ++i) pos[std::size_t(i)] = i;
-    RopeTable rope = rope_table_1d(pos, int(head_dim), 10000.0);
+    const auto rope = rope_table_1d(pos, int(head_dim), 10000.0);
 
     using Serial = Layout<OnCpu>;
     auto t0 = std::chrono::steady_clock::now();

@@ -18,7 +18,7 @@
 #include "pdiff/backend/cpu/memory.hpp"
 #include "pdiff/backend/cpu/norm.hpp"
 #include "pdiff/backend/cpu/rope.hpp"
-#include "pdiff/backend/cpu/shape_ops.hpp"
+#include "pdiff/core/copy_ops.hpp"
 
 // CUDA backend (host headers only; the *.cuh kernel headers need nvcc and are included by users'
 // .cu files). Nothing CUDA is included in a CPU-only build.

@@ -101,7 +101,7 @@ TEST_CASE("rope on CUDA equals the CPU op: rotate-half and interleaved, shared a
   auto vec = [](const CpuTensor& c) { return std::vector<float>(c.data(), c.data() + c.numel()); };
   for (Dt dt : kTypes)
     for (bool interleaved : {false, true})
-      for (const RopeTable* t : {&t1, &t2, static_cast<const RopeTable*>(&tb)}) {
+      for (const RopeTable<OnCpu>* t : {&t1, &t2, static_cast<const RopeTable<OnCpu>*>(&tb)}) {
         CAPTURE(dt_name(dt));
         CAPTURE(interleaved);
         const bool batched = t->cos.rank() == 3;

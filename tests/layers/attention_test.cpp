@@ -117,7 +117,7 @@ TEST_CASE_TEMPLATE("SelfAttention block (q/k norm, both RoPE styles) equals seri
        nk = random({D}, 16);
   std::vector<std::int64_t> pos(S);
   for (std::int64_t i = 0; i < S; ++i) pos[std::size_t(i)] = i + 3;
-  RopeTable table = rope_table_1d(pos, int(D), 10000.0);
+  const auto table = rope_table_1d(pos, int(D), 10000.0);
   for (auto [norm, style] : {std::pair{QkNorm::before_rope, RopeStyle::interleaved},
                             std::pair{QkNorm::after_rope, RopeStyle::half}}) {
     auto build = [&](auto ctx, int r) {
@@ -146,7 +146,7 @@ TEST_CASE("KvCache: decoding token by token equals causal attention over the who
   const std::int64_t B = 2, S = 9, H = 4, Hk = 2, D = 8;
   auto q = random({B, S, H, D}, 17), k = random({B, S, Hk, D}, 18), v = random({B, S, Hk, D}, 19);
   auto ref = attention(q, k, v, {.causal = true});
-  KvCache cache(1, B, 16, Hk, D);
+  KvCache<HostCtx> cache(1, B, 16, Hk, D);
   // prefill 5 tokens, then decode the rest one at a time
   cache.append(0, narrow(k, 1, 0, 5), narrow(v, 1, 0, 5));
   auto first = attention(narrow(q, 1, 0, 5), cache.keys(0, 5), cache.values(0, 5), {.causal = true});

@@ -67,7 +67,7 @@ TEST_CASE_TEMPLATE("QKVParallel splits heads (MHA, GQA and replicated kv heads)"
       const int r = rank.coords.tp;
       QKVParallel<C> qkv(hidden, D, H, kv, true);
       qkv.load(r, wq, wk, wv, &bq, &bk, &bv);
-      Qkv t = qkv.forward(rank, x);
+      auto t = qkv.forward(rank, x);
       const std::int64_t hq = qkv.heads_local(), hk = qkv.kv_local();
       auto [kb, ke] = qkv.kv_range(r);
       CHECK(ke - kb == hk);

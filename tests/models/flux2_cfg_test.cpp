@@ -22,8 +22,8 @@ std::vector<Tensor<float>> klein_cfg() {
   auto cfg = Flux2Config::load(root / "klein/transformer");
   auto init = g.read("latents_init");
   const std::int64_t h = init.size(2), w = init.size(3);
-  const Flux2Branch branches[] = {{g.read("prompt_embeds"), flux2::text_ids(12)},
-                                  {g.read("negative_prompt_embeds"), flux2::text_ids(12)}};
+  const Flux2Branch<Ctx<L>> branches[] = {{g.read("prompt_embeds"), flux2::text_ids(12)},
+                                          {g.read("negative_prompt_embeds"), flux2::text_ids(12)}};
   return run_ranks<L>([&](auto& rank) {
     auto model = Flux2Transformer<Ctx<L>>::load(ck, cfg, rank.coords.tp);
     auto sched = FlowMatchEulerScheduler::load(root / "dev/pipeline/scheduler");

@@ -28,7 +28,9 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <type_traits>
 
+#include "pdiff/core/backend_tag.hpp"
 #include "pdiff/core/dtype.hpp"
 
 namespace pdiff {
@@ -64,5 +66,15 @@ concept Communicator = requires(C& c, const C& cc, float* p, const float* cp, st
   { c.split(r, r) } -> std::same_as<C>;
   { cc.stats() } -> std::convertible_to<CommStats>;
 };
+
+// Which backend's memory a communicator's buffers live in: `C::memory_space` when it says (OnCuda for
+// NcclComm; void for SelfComm, which touches no buffer), else host memory (ThreadComm, MpiComm).
+template <class C, class B>
+constexpr bool comm_accepts() {
+  if constexpr (requires { typename C::memory_space; })
+    return std::is_void_v<typename C::memory_space> || std::is_same_v<typename C::memory_space, B>;
+  else
+    return std::is_same_v<B, OnCpu>;
+}
 
 }  // namespace pdiff

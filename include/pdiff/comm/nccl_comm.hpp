@@ -53,6 +53,7 @@ namespace pdiff {
 
 class NcclComm {
  public:
+  using memory_space = OnCuda;  // device buffers on this rank's GPU
   NcclComm() = default;
 
   // Rank i on devices[i], all in this process (one thread per rank afterwards). Devices must differ.

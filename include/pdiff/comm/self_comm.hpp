@@ -14,6 +14,7 @@
 namespace pdiff {
 
 struct SelfComm {
+  using memory_space = void;  // never touches a buffer: any backend's tensors
   static constexpr int rank() { return 0; }
   static constexpr int size() { return 1; }
   template <class T> void all_reduce(T*, std::size_t, ReduceOp) {}

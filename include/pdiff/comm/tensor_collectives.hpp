@@ -6,63 +6,42 @@
 // | all_gather(comm, x, dim)          | (..., n, ...)      | (..., size·n, ...): rank blocks along dim |
 // | reduce_scatter(comm, x, dim, op)  | (..., size·n, ...) | (..., n, ...): this rank's block, reduced |
 // | all_to_all(comm, x, split, cat)   | split dim size·a   | that dim a; dim `cat` multiplied by size  |
-// Blocks along an inner dimension are packed/unpacked around the flat collective. Host tensors go
-// to the communicator directly; device tensors need a device communicator (NcclComm).
+// Blocks along an inner dimension are packed/unpacked around the flat collective. Any backend's
+// tensors: the packing is copy_ops' strided copies and the communicator must accept that memory
+// (comm_accepts: a static_assert names the rule).
 #pragma once
 
 #include <cstring>
 #include <vector>
 
 #include "pdiff/comm/communicator.hpp"
-#include "pdiff/core/tensor.hpp"
+#include "pdiff/core/copy_ops.hpp"
 
 namespace pdiff {
 
 namespace detail {
-// Outer (product of dims before d), extent of d, inner (product after d).
-struct Split3 {
-  std::int64_t outer = 1, n = 1, inner = 1;
-};
-inline Split3 split3(const Shape& s, int d) {
-  Split3 r;
-  d = s.norm(d);
-  for (int i = 0; i < d; ++i) r.outer *= s.dims[i];
-  r.n = s.dims[d];
-  for (int i = d + 1; i < s.rank; ++i) r.inner *= s.dims[i];
-  return r;
-}
-// blocks (P, outer, n/P·inner) ← x (outer, n, inner): block p holds x's slice p along the dimension.
-template <class T>
-void block_pack(const T* x, T* blocks, Split3 s, int parts) {
-  const std::int64_t chunk = s.n / parts * s.inner;
-  for (int p = 0; p < parts; ++p)
-    for (std::int64_t o = 0; o < s.outer; ++o)
-      std::memcpy(blocks + (std::int64_t(p) * s.outer + o) * chunk, x + (o * s.n * s.inner + p * chunk),
-                  std::size_t(chunk) * sizeof(T));
-}
-// x (outer, n, inner) ← blocks (P, outer, n/P·inner): the inverse of block_pack.
-template <class T>
-void block_unpack(const T* blocks, T* x, Split3 s, int parts) {
-  const std::int64_t chunk = s.n / parts * s.inner;
-  for (int p = 0; p < parts; ++p)
-    for (std::int64_t o = 0; o < s.outer; ++o)
-      std::memcpy(x + (o * s.n * s.inner + p * chunk), blocks + (std::int64_t(p) * s.outer + o) * chunk,
-                  std::size_t(chunk) * sizeof(T));
+template <class C, class B>
+constexpr void check_comm_memory() {
+  static_assert(comm_accepts<C, B>(),
+                "tensor collective: this communicator works on host memory; device tensors need a device "
+                "communicator (NcclComm, or DeviceThreadComm for thread ranks sharing a GPU)");
 }
 }  // namespace detail
 
-template <Communicator C, class T>
-void all_reduce_(C& comm, Tensor<T, OnCpu>& x, ReduceOp op = ReduceOp::sum) {
+template <Communicator C, class T, class B>
+void all_reduce_(C& comm, Tensor<T, B>& x, ReduceOp op = ReduceOp::sum) {
+  detail::check_comm_memory<C, B>();
   if (comm.size() > 1) comm.all_reduce(x.data(), std::size_t(x.numel()), op);
 }
 
-template <Communicator C, class T>
-Tensor<T, OnCpu> all_gather(C& comm, const Tensor<T, OnCpu>& x, int dim = 0) {
+template <Communicator C, class T, class B>
+Tensor<T, B> all_gather(C& comm, const Tensor<T, B>& x, int dim = 0) {
+  detail::check_comm_memory<C, B>();
   const int P = comm.size();
   Shape s = x.shape();
   dim = s.norm(dim);
   s.dims[dim] *= P;
-  Tensor<T, OnCpu> out(s);
+  Tensor<T, B> out(s);
   if (P == 1) {
     copy(out, x);
     return out;
@@ -71,14 +50,15 @@ Tensor<T, OnCpu> all_gather(C& comm, const Tensor<T, OnCpu>& x, int dim = 0) {
     comm.all_gather(x.data(), out.data(), std::size_t(x.numel()));
     return out;
   }
-  Tensor<T, OnCpu> tmp({std::int64_t(P) * x.numel()});
+  Tensor<T, B> tmp({std::int64_t(P) * x.numel()});
   comm.all_gather(x.data(), tmp.data(), std::size_t(x.numel()));
-  detail::block_unpack(tmp.data(), out.data(), detail::split3(s, dim), P);
+  detail::block_unpack<B>(tmp.data(), out.data(), detail::split3(s, dim), P);
   return out;
 }
 
-template <Communicator C, class T>
-Tensor<T, OnCpu> reduce_scatter(C& comm, const Tensor<T, OnCpu>& x, int dim = 0, ReduceOp op = ReduceOp::sum) {
+template <Communicator C, class T, class B>
+Tensor<T, B> reduce_scatter(C& comm, const Tensor<T, B>& x, int dim = 0, ReduceOp op = ReduceOp::sum) {
+  detail::check_comm_memory<C, B>();
   const int P = comm.size();
   Shape s = x.shape();
   dim = s.norm(dim);
@@ -86,7 +66,7 @@ Tensor<T, OnCpu> reduce_scatter(C& comm, const Tensor<T, OnCpu>& x, int dim = 0,
               P);
   Shape o = s;
   o.dims[dim] /= P;
-  Tensor<T, OnCpu> out(o);
+  Tensor<T, B> out(o);
   if (P == 1) {
     copy(out, x);
     return out;
@@ -96,8 +76,8 @@ Tensor<T, OnCpu> reduce_scatter(C& comm, const Tensor<T, OnCpu>& x, int dim = 0,
     comm.reduce_scatter(x.data(), out.data(), std::size_t(out.numel()), op);
     return out;
   }
-  Tensor<T, OnCpu> tmp({x.numel()});
-  detail::block_pack(x.data(), tmp.data(), sp, P);
+  Tensor<T, B> tmp({x.numel()});
+  detail::block_pack<B>(x.data(), tmp.data(), sp, P);
   comm.reduce_scatter(tmp.data(), out.data(), std::size_t(out.numel()), op);
   return out;
 }
@@ -105,8 +85,9 @@ Tensor<T, OnCpu> reduce_scatter(C& comm, const Tensor<T, OnCpu>& x, int dim = 0,
 // Splits dimension `split_dim` into `size` blocks, sends block j to rank j, and concatenates the
 // received blocks (in rank order) along `cat_dim`. Ulysses uses it with split = heads, cat = sequence
 // and the reverse.
-template <Communicator C, class T>
-Tensor<T, OnCpu> all_to_all(C& comm, const Tensor<T, OnCpu>& x, int split_dim, int cat_dim) {
+template <Communicator C, class T, class B>
+Tensor<T, B> all_to_all(C& comm, const Tensor<T, B>& x, int split_dim, int cat_dim) {
+  detail::check_comm_memory<C, B>();
   const int P = comm.size();
   Shape s = x.shape();
   split_dim = s.norm(split_dim);
@@ -114,16 +95,16 @@ Tensor<T, OnCpu> all_to_all(C& comm, const Tensor<T, OnCpu>& x, int split_dim, i
   PDIFF_CHECK(s.dims[split_dim] % P == 0, "all_to_all: dimension ", split_dim, " of x", s,
               " must be divisible by the group size ", P);
   if (P == 1) return x.clone();
-  Tensor<T, OnCpu> send({x.numel()}), recv({x.numel()});
-  detail::block_pack(x.data(), send.data(), detail::split3(s, split_dim), P);
+  Tensor<T, B> send({x.numel()}), recv({x.numel()});
+  detail::block_pack<B>(x.data(), send.data(), detail::split3(s, split_dim), P);
   comm.all_to_all(send.data(), recv.data(), std::size_t(x.numel() / P));
   // recv block i (from rank i) has x's shape with split_dim divided by P; place it at block i of cat_dim
   Shape blk = s;
   blk.dims[split_dim] /= P;
   Shape o = blk;
   o.dims[cat_dim] *= P;
-  Tensor<T, OnCpu> out(o);
-  detail::block_unpack(recv.data(), out.data(), detail::split3(o, cat_dim), P);
+  Tensor<T, B> out(o);
+  detail::block_unpack<B>(recv.data(), out.data(), detail::split3(o, cat_dim), P);
   return out;
 }
 

@@ -12,61 +12,38 @@
 // Masks and causal offsets are given in global positions (args.key_mask (B, S), args.mask (B|1, S, S));
 // attend() slices them. Rules (clear errors): heads/tp divisible by U; kv heads are repeated to
 // the query heads when they do not divide by U.
+// One code for every backend: the ops resolve by the tensors' type, the collectives need a
+// communicator that accepts the tensors' memory.
 #pragma once
 
 #include <algorithm>
 
 #include <vector>
 
-#include "pdiff/backend/cpu/attention.hpp"
+#include "pdiff/backend/ops.hpp"
 #include "pdiff/comm/tensor_collectives.hpp"
 #include "pdiff/parallel/axis_comm.hpp"
 
 namespace pdiff {
 
 namespace detail {
-// Repeats each kv head h_q/h_kv times: (B, S, Hkv, D) → (B, S, Hq, D).
-inline Tensor<float, OnCpu> repeat_kv(const Tensor<float, OnCpu>& k, std::int64_t hq) {
-  const std::int64_t B = k.size(0), S = k.size(1), hk = k.size(2), D = k.size(3), rep = hq / hk;
-  Tensor<float, OnCpu> o({B, S, hq, D});
-  for (std::int64_t t = 0; t < B * S; ++t)
-    for (std::int64_t h = 0; h < hq; ++h) std::copy_n(k.data() + (t * hk + h / rep) * D, D, o.data() + (t * hq + h) * D);
-  return o;
-}
-
-// Columns [k0, k0+nk) of a (B, S) mask.
-inline Tensor<std::uint8_t, OnCpu> slice_key_mask(const Tensor<std::uint8_t, OnCpu>& m, std::int64_t k0, std::int64_t nk) {
-  const std::int64_t B = m.size(0), S = m.size(1);
-  Tensor<std::uint8_t, OnCpu> o({B, nk});
-  for (std::int64_t b = 0; b < B; ++b) std::copy_n(m.data() + b * S + k0, nk, o.data() + b * nk);
-  return o;
-}
-// Block [q0, q0+nq) × [k0, k0+nk) of a (B|1, S, S) mask.
-inline Tensor<std::uint8_t, OnCpu> slice_mask(const Tensor<std::uint8_t, OnCpu>& m, std::int64_t q0, std::int64_t nq,
-                                              std::int64_t k0, std::int64_t nk) {
-  const std::int64_t B = m.size(0), Sq = m.size(1), Sk = m.size(2);
-  Tensor<std::uint8_t, OnCpu> o({B, nq, nk});
-  for (std::int64_t b = 0; b < B; ++b)
-    for (std::int64_t i = 0; i < nq; ++i) std::copy_n(m.data() + (b * Sq + q0 + i) * Sk + k0, nk, o.data() + (b * nq + i) * nk);
-  return o;
-}
-
 // Attention of local queries (global offset q0) against keys at global offset k0, with the global
 // masks cut to that block.
-inline Tensor<float, OnCpu> attention_block(const Tensor<float, OnCpu>& q, const Tensor<float, OnCpu>& k,
-                                            const Tensor<float, OnCpu>& v, const AttnArgs& g, std::int64_t q0,
-                                            std::int64_t k0, Tensor<float, OnCpu>* lse) {
-  AttnArgs a = g;
+template <class T, class B>
+Tensor<T, B> attention_block(const Tensor<T, B>& q, const Tensor<T, B>& k, const Tensor<T, B>& v,
+                             const BasicAttnArgs<B>& g, std::int64_t q0, std::int64_t k0,
+                             std::type_identity_t<Tensor<float, B>>* lse) {
+  BasicAttnArgs<B> a = g;
   a.q_offset = g.q_offset + q0;
   a.k_offset = g.k_offset + k0;
-  Tensor<std::uint8_t, OnCpu> km, mm;
+  Tensor<std::uint8_t, B> km, mm;
   if (g.key_mask) {
-    km = slice_key_mask(*g.key_mask, k0, k.size(1));
+    km = narrow(*g.key_mask, 1, k0, k.size(1));  // (B, Sk) → this key block's columns
     a.key_mask = &km;
   }
   if (g.mask) {
     PDIFF_CHECK(g.mask->rank() == 3, "attend: mask", g.mask->shape(), " must be (B or 1, S, S)");
-    mm = slice_mask(*g.mask, q0, q.size(1), k0, k.size(1));
+    mm = narrow(narrow(*g.mask, 1, q0, q.size(1)), 2, k0, k.size(1));  // the (q block) × (key block) tile
     a.mask = &mm;
   }
   return attention(q, k, v, a, lse);
@@ -74,16 +51,15 @@ inline Tensor<float, OnCpu> attention_block(const Tensor<float, OnCpu>& q, const
 }  // namespace detail
 
 // q: (B, S_local, Hq_local, D), k/v: (B, S_local, Hkv_local, D) → (B, S_local, Hq_local, Dv).
-template <class L, class R>
-Tensor<float, OnCpu> attend(R& rank, Tensor<float, OnCpu> q, Tensor<float, OnCpu> k, Tensor<float, OnCpu> v,
-                            const AttnArgs& args = {}) {
+template <class L, class R, class T, class B>
+Tensor<T, B> attend(R& rank, Tensor<T, B> q, Tensor<T, B> k, Tensor<T, B> v, const BasicAttnArgs<B>& args = {}) {
   constexpr int U = L::ulysses, Rg = L::ring;
   if constexpr (U > 1) {
     PDIFF_CHECK(q.size(2) % U == 0, "attend: query heads per TP rank (", q.size(2), ") must be divisible by ulysses (",
                 U, "): num_heads must be divisible by tp*ulysses");
     if (k.size(2) % U != 0) {
-      k = detail::repeat_kv(k, q.size(2));
-      v = detail::repeat_kv(v, q.size(2));
+      k = repeat_heads(k, q.size(2));
+      v = repeat_heads(v, q.size(2));
     }
     auto& c = rank.ulysses;
     q = all_to_all(c, q, 2, 1);  // (B, S/(U·R), H, D) → (B, S/R, H/U, D)
@@ -91,19 +67,18 @@ Tensor<float, OnCpu> attend(R& rank, Tensor<float, OnCpu> q, Tensor<float, OnCpu
     v = all_to_all(c, v, 2, 1);
   }
   const std::int64_t n = q.size(1);  // tokens of this ring block
-  Tensor<float, OnCpu> out;
+  Tensor<T, B> out;
   if constexpr (Rg == 1) {
     out = detail::attention_block(q, k, v, args, 0, 0, nullptr);
   } else {
     auto& c = rank.ring;
+    detail::check_comm_memory<std::remove_cvref_t<decltype(c)>, B>();
     const int me = c.rank();
-    Tensor<float, OnCpu> lse, part_lse;
+    Tensor<float, B> lse, part_lse;
     out = detail::attention_block(q, k, v, args, me * n, me * n, &lse);
     // K and V travel together: one buffer [k | v], passed to the next rank R−1 times.
     const std::int64_t nk = k.numel(), nv = v.numel();
-    Tensor<float, OnCpu> kv({nk + nv}), next({nk + nv});
-    std::copy_n(k.data(), nk, kv.data());
-    std::copy_n(v.data(), nv, kv.data() + nk);
+    Tensor<T, B> kv = cat(k.view({nk}), v.view({nv}), 0), next({nk + nv});
     std::vector<std::size_t> sc(std::size_t(Rg), 0), rc(std::size_t(Rg), 0);
     sc[std::size_t((me + 1) % Rg)] = std::size_t(nk + nv);
     rc[std::size_t((me + Rg - 1) % Rg)] = std::size_t(nk + nv);
@@ -111,7 +86,7 @@ Tensor<float, OnCpu> attend(R& rank, Tensor<float, OnCpu> q, Tensor<float, OnCpu
       c.all_to_all_v(kv.data(), std::span<const std::size_t>(sc), next.data(), std::span<const std::size_t>(rc));
       std::swap(kv, next);
       const int src = (me - step + Rg) % Rg;  // whose block we now hold
-      Tensor<float, OnCpu> kb = kv.slice(0, nk).view(k.shape()), vb = kv.slice(nk, nk + nv).view(v.shape());
+      Tensor<T, B> kb = kv.slice(0, nk).view(k.shape()), vb = kv.slice(nk, nk + nv).view(v.shape());
       auto part = detail::attention_block(q, kb, vb, args, me * n, src * n, &part_lse);
       merge_attention(out, lse, part, part_lse);
     }

@@ -1,4 +1,4 @@
-// pdiff/layers/column_parallel.hpp — ColumnParallel<Ctx, A>: output features split over axis A.
+// pdiff/layers/column_parallel.hpp — ColumnParallel<C, A>: output features split over axis A.
 //
 // Rank r of the axis holds rows [r·out/P, (r+1)·out/P) of W (out, in) and of the bias.
 // x: (..., in), replicated → y: (..., out/P), or (..., out) when constructed with gather_output
@@ -11,12 +11,13 @@
 
 namespace pdiff {
 
-template <class Ctx, Axis A = Axis::tp>
+template <class C, Axis A = Axis::tp>
 struct ColumnParallel {
-  static constexpr int parts = Ctx::layout::degree(A);
+  using tensor = typename C::tensor;
+  static constexpr int parts = C::layout::degree(A);
   std::int64_t in = 0, out = 0;
   bool has_bias = false, gather_output = false;
-  detail::LinearCore core;
+  detail::LinearCore<C> core;
 
   ColumnParallel() = default;
   ColumnParallel(std::int64_t in_features, std::int64_t out_features, bool bias, bool gather = false)
@@ -34,15 +35,13 @@ struct ColumnParallel {
     return {Shape{e - b}, 0, {{0, 0, b, e}}};
   }
   void load(int r, const Tensor<float, OnCpu>& w, const Tensor<float, OnCpu>* b = nullptr) {
-    core.weight = materialize(weight_plan(r), w);
-    if (has_bias) {
-      PDIFF_CHECK(b, "ColumnParallel: the layer has a bias but none was given");
-      core.bias = materialize(bias_plan(r), *b);
-    }
+    PDIFF_CHECK(!has_bias || b, "ColumnParallel: the layer has a bias but none was given");
+    core.weight = to_ctx<C>(materialize(weight_plan(r), w));
+    if (has_bias) core.bias = to_ctx<C>(materialize(bias_plan(r), *b));
   }
 
   template <class R>
-  Tensor<float, OnCpu> forward(R& rank, const Tensor<float, OnCpu>& x) const {
+  tensor forward(R& rank, const tensor& x) const {
     auto y = core.matmul(x);
     core.add_bias(y);
     if constexpr (parts > 1) {

@@ -1,4 +1,4 @@
-// pdiff/layers/merged_column_parallel.hpp — MergedColumnParallel<Ctx, A>: several column-parallel
+// pdiff/layers/merged_column_parallel.hpp — MergedColumnParallel<C, A>: several column-parallel
 // outputs fused into one GEMM, each part split over axis A on its own (parts may differ in size).
 //
 // | sources                          | example                                      |
@@ -18,14 +18,15 @@ namespace pdiff {
 
 enum class Sources { separate, fused };
 
-template <class Ctx, Axis A = Axis::tp>
+template <class C, Axis A = Axis::tp>
 struct MergedColumnParallel {
-  static constexpr int parts = Ctx::layout::degree(A);
+  using tensor = typename C::tensor;
+  static constexpr int parts = C::layout::degree(A);
   std::int64_t in = 0;
   std::vector<std::int64_t> sizes;
   bool has_bias = false;
   Sources sources = Sources::separate;
-  detail::LinearCore core;
+  detail::LinearCore<C> core;
 
   MergedColumnParallel() = default;
   MergedColumnParallel(std::int64_t in_features, std::vector<std::int64_t> part_sizes, bool bias, Sources src)
@@ -57,11 +58,9 @@ struct MergedColumnParallel {
 
   void load(int r, std::span<const Tensor<float, OnCpu>* const> w,
             std::span<const Tensor<float, OnCpu>* const> b = {}) {
-    core.weight = materialize(weight_plan(r), w);
-    if (has_bias) {
-      PDIFF_CHECK(!b.empty(), "MergedColumnParallel: the layer has a bias but none was given");
-      core.bias = materialize(bias_plan(r), b);
-    }
+    PDIFF_CHECK(!has_bias || !b.empty(), "MergedColumnParallel: the layer has a bias but none was given");
+    core.weight = to_ctx<C>(materialize(weight_plan(r), w));
+    if (has_bias) core.bias = to_ctx<C>(materialize(bias_plan(r), b));
   }
   void load(int r, const Tensor<float, OnCpu>& fused) {
     PDIFF_CHECK(sources == Sources::fused, "MergedColumnParallel: one tensor given for separate sources");
@@ -70,20 +69,13 @@ struct MergedColumnParallel {
   }
 
   template <class R>
-  Tensor<float, OnCpu> forward(R&, const Tensor<float, OnCpu>& x) const {
+  tensor forward(R&, const tensor& x) const {
     auto y = core.matmul(x);
     core.add_bias(y);
     return y;
   }
   // Part i of a local output y (..., out_local) as its own tensor (..., sizes[i]/P).
-  Tensor<float, OnCpu> part(const Tensor<float, OnCpu>& y, std::size_t i) const {
-    const std::int64_t w = out_local(), off = part_offset(i), n = sizes[i] / parts, rows = y.numel() / w;
-    Shape s = y.shape();
-    s[-1] = n;
-    Tensor<float, OnCpu> o(s);
-    for (std::int64_t r = 0; r < rows; ++r) std::copy(y.data() + r * w + off, y.data() + r * w + off + n, o.data() + r * n);
-    return o;
-  }
+  tensor part(const tensor& y, std::size_t i) const { return narrow(y, -1, part_offset(i), sizes[i] / parts); }
 };
 
 }  // namespace pdiff

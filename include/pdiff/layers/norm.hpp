@@ -8,59 +8,60 @@
 // Norms act per token, so sequence and head sharding need no communication.
 #pragma once
 
-#include "pdiff/backend/cpu/norm.hpp"
+#include "pdiff/backend/ops.hpp"
+#include "pdiff/layers/ctx.hpp"
 
 namespace pdiff {
 
+template <class C>
 struct RMSNorm {
+  using tensor = typename C::tensor;
   std::int64_t dim = 0;
   float eps = 1e-6f;
-  Tensor<float, OnCpu> weight;
+  tensor weight;
   RMSNorm() = default;
   RMSNorm(std::int64_t d, float e) : dim(d), eps(e) {}
   void load(const Tensor<float, OnCpu>& w) {
     PDIFF_CHECK(w.numel() == dim, "RMSNorm: weight has ", w.numel(), " elements, the layer has dim ", dim);
-    weight = w.clone();
+    weight = to_ctx<C>(w.clone());
   }
-  Tensor<float, OnCpu> operator()(const Tensor<float, OnCpu>& x) const {
-    return weight.empty() ? rms_norm(x, eps) : rms_norm(x, weight, eps);
-  }
+  tensor operator()(const tensor& x) const { return weight.empty() ? rms_norm(x, eps) : rms_norm(x, weight, eps); }
 };
 
+template <class C>
 struct LayerNorm {
+  using tensor = typename C::tensor;
   std::int64_t dim = 0;
   float eps = 1e-6f;
   bool affine = true;
-  Tensor<float, OnCpu> weight, bias;
+  tensor weight, bias;
   LayerNorm() = default;
   LayerNorm(std::int64_t d, float e, bool with_affine) : dim(d), eps(e), affine(with_affine) {}
   void load(const Tensor<float, OnCpu>& w, const Tensor<float, OnCpu>* b = nullptr) {
     PDIFF_CHECK(affine, "LayerNorm: this norm has no affine parameters");
     PDIFF_CHECK(w.numel() == dim, "LayerNorm: weight has ", w.numel(), " elements, the layer has dim ", dim);
-    weight = w.clone();
-    if (b) bias = b->clone();
+    weight = to_ctx<C>(w.clone());
+    if (b) bias = to_ctx<C>(b->clone());
   }
-  Tensor<float, OnCpu> operator()(const Tensor<float, OnCpu>& x) const {
-    return affine ? layer_norm(x, weight, bias, eps) : layer_norm(x, eps);
-  }
+  tensor operator()(const tensor& x) const { return affine ? layer_norm(x, weight, bias, eps) : layer_norm(x, eps); }
 };
 
+template <class C>
 struct GroupNorm {
+  using tensor = typename C::tensor;
   int groups = 32;
   std::int64_t channels = 0;
   float eps = 1e-6f;
-  Tensor<float, OnCpu> weight, bias;
+  tensor weight, bias;
   GroupNorm() = default;
   GroupNorm(int g, std::int64_t c, float e) : groups(g), channels(c), eps(e) {}
   void load(const Tensor<float, OnCpu>& w, const Tensor<float, OnCpu>& b) {
     PDIFF_CHECK(w.numel() == channels && b.numel() == channels, "GroupNorm: parameters have ", w.numel(), "/",
                 b.numel(), " elements, the layer has ", channels, " channels");
-    weight = w.clone();
-    bias = b.clone();
+    weight = to_ctx<C>(w.clone());
+    bias = to_ctx<C>(b.clone());
   }
-  Tensor<float, OnCpu> operator()(const Tensor<float, OnCpu>& x) const {
-    return group_norm(x, groups, weight, bias, eps);
-  }
+  tensor operator()(const tensor& x) const { return group_norm(x, groups, weight, bias, eps); }
 };
 
 }  // namespace pdiff

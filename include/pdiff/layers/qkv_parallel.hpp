@@ -1,4 +1,4 @@
-// pdiff/layers/qkv_parallel.hpp — QKVParallel<Ctx, A>: fused q/k/v projection split by heads.
+// pdiff/layers/qkv_parallel.hpp — QKVParallel<C, A>: fused q/k/v projection split by heads.
 //
 // | case            | query heads per rank | kv heads per rank | kv head of rank r        |
 // |-----------------|----------------------|-------------------|--------------------------|
@@ -14,16 +14,18 @@
 
 namespace pdiff {
 
+template <class Tn>
 struct Qkv {
-  Tensor<float, OnCpu> q, k, v;  // (B, S, heads, head_dim)
+  Tn q, k, v;  // (B, S, heads, head_dim)
 };
 
-template <class Ctx, Axis A = Axis::tp>
+template <class C, Axis A = Axis::tp>
 struct QKVParallel {
-  static constexpr int parts = Ctx::layout::degree(A);
+  using tensor = typename C::tensor;
+  static constexpr int parts = C::layout::degree(A);
   std::int64_t hidden = 0, head_dim = 0, heads = 0, kv_heads = 0;
   bool has_bias = false;
-  detail::LinearCore core;
+  detail::LinearCore<C> core;
 
   QKVParallel() = default;
   QKVParallel(std::int64_t hidden_size, std::int64_t head_dim_, std::int64_t num_heads, std::int64_t num_kv_heads,
@@ -62,32 +64,25 @@ struct QKVParallel {
             const Tensor<float, OnCpu>* bq = nullptr, const Tensor<float, OnCpu>* bk = nullptr,
             const Tensor<float, OnCpu>* bv = nullptr) {
     const Tensor<float, OnCpu>* w[] = {&wq, &wk, &wv};
-    core.weight = materialize(weight_plan(r), w);
+    PDIFF_CHECK(!has_bias || (bq && bk && bv), "QKVParallel: the layer has biases but not all of q, k, v were given");
+    core.weight = to_ctx<C>(materialize(weight_plan(r), w));
     if (has_bias) {
-      PDIFF_CHECK(bq && bk && bv, "QKVParallel: the layer has biases but not all of q, k, v were given");
       const Tensor<float, OnCpu>* b[] = {bq, bk, bv};
-      core.bias = materialize(bias_plan(r), b);
+      core.bias = to_ctx<C>(materialize(bias_plan(r), b));
     }
   }
 
   template <class R>
-  Qkv forward(R&, const Tensor<float, OnCpu>& x) const {
+  Qkv<tensor> forward(R&, const tensor& x) const {
     auto y = core.matmul(x);
     core.add_bias(y);
     return split(y);
   }
   // y: (B, S, (hq + 2·hk)·D) → q, k, v
-  Qkv split(const Tensor<float, OnCpu>& y) const {
+  Qkv<tensor> split(const tensor& y) const {
     const std::int64_t B = y.size(0), S = y.size(1), hq = heads_local(), hk = kv_local(), D = head_dim;
-    const std::int64_t w = (hq + 2 * hk) * D;
-    Qkv r{Tensor<float, OnCpu>({B, S, hq, D}), Tensor<float, OnCpu>({B, S, hk, D}), Tensor<float, OnCpu>({B, S, hk, D})};
-    for (std::int64_t t = 0; t < B * S; ++t) {
-      const float* row = y.data() + t * w;
-      std::copy(row, row + hq * D, r.q.data() + t * hq * D);
-      std::copy(row + hq * D, row + (hq + hk) * D, r.k.data() + t * hk * D);
-      std::copy(row + (hq + hk) * D, row + w, r.v.data() + t * hk * D);
-    }
-    return r;
+    return {narrow(y, 2, 0, hq * D).view({B, S, hq, D}), narrow(y, 2, hq * D, hk * D).view({B, S, hk, D}),
+            narrow(y, 2, (hq + hk) * D, hk * D).view({B, S, hk, D})};
   }
 };
 

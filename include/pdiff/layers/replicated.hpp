@@ -1,4 +1,4 @@
-// pdiff/layers/replicated.hpp — Replicated<Ctx>: a linear layer whose full weight is on every rank
+// pdiff/layers/replicated.hpp — Replicated<C>: a linear layer whose full weight is on every rank
 // (small projections: timestep MLPs, modulation, vae2llm). No communication.
 #pragma once
 
@@ -6,11 +6,12 @@
 
 namespace pdiff {
 
-template <class Ctx>
+template <class C>
 struct Replicated {
+  using tensor = typename C::tensor;
   std::int64_t in = 0, out = 0;
   bool has_bias = false;
-  detail::LinearCore core;
+  detail::LinearCore<C> core;
 
   Replicated() = default;
   Replicated(std::int64_t in_features, std::int64_t out_features, bool bias)
@@ -20,14 +21,12 @@ struct Replicated {
   ShardPlan bias_plan(int = 0) const { return {Shape{out}, 0, {{0, 0, 0, out}}}; }
 
   void load(const Tensor<float, OnCpu>& w, const Tensor<float, OnCpu>* b = nullptr) {
-    core.weight = materialize(weight_plan(), w);
-    if (has_bias) {
-      PDIFF_CHECK(b, "Replicated: the layer has a bias but none was given");
-      core.bias = materialize(bias_plan(), *b);
-    }
+    PDIFF_CHECK(!has_bias || b, "Replicated: the layer has a bias but none was given");
+    core.weight = to_ctx<C>(materialize(weight_plan(), w));
+    if (has_bias) core.bias = to_ctx<C>(materialize(bias_plan(), *b));
   }
   template <class R>
-  Tensor<float, OnCpu> forward(R&, const Tensor<float, OnCpu>& x) const {
+  tensor forward(R&, const tensor& x) const {
     auto y = core.matmul(x);
     core.add_bias(y);
     return y;

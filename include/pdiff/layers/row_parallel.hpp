@@ -1,4 +1,4 @@
-// pdiff/layers/row_parallel.hpp — RowParallel<Ctx, A>: input features split over axis A.
+// pdiff/layers/row_parallel.hpp — RowParallel<C, A>: input features split over axis A.
 //
 // Rank r holds columns [r·in/P, (r+1)·in/P) of W (out, in); the bias is whole and added once, after
 // the reduction. Packed inputs (FLUX.2's single-block to_out over [attention | mlp]) give part sizes:
@@ -17,14 +17,15 @@ namespace pdiff {
 
 enum class Reduce { all_reduce, scatter_seq };
 
-template <class Ctx, Axis A = Axis::tp>
+template <class C, Axis A = Axis::tp>
 struct RowParallel {
-  static constexpr int parts = Ctx::layout::degree(A);
+  using tensor = typename C::tensor;
+  static constexpr int parts = C::layout::degree(A);
   std::int64_t in = 0, out = 0;
   std::vector<std::int64_t> in_parts;  // packed input blocks; {in} when not packed
   bool has_bias = false;
   Reduce reduce = Reduce::all_reduce;
-  detail::LinearCore core;
+  detail::LinearCore<C> core;
 
   RowParallel() = default;
   RowParallel(std::int64_t in_features, std::int64_t out_features, bool bias, Reduce how = Reduce::all_reduce)
@@ -50,15 +51,13 @@ struct RowParallel {
   }
   ShardPlan bias_plan(int = 0) const { return {Shape{out}, 0, {{0, 0, 0, out}}}; }
   void load(int r, const Tensor<float, OnCpu>& w, const Tensor<float, OnCpu>* b = nullptr) {
-    core.weight = materialize(weight_plan(r), w);
-    if (has_bias) {
-      PDIFF_CHECK(b, "RowParallel: the layer has a bias but none was given");
-      core.bias = materialize(bias_plan(), *b);
-    }
+    PDIFF_CHECK(!has_bias || b, "RowParallel: the layer has a bias but none was given");
+    core.weight = to_ctx<C>(materialize(weight_plan(r), w));
+    if (has_bias) core.bias = to_ctx<C>(materialize(bias_plan(), *b));
   }
 
   template <class R>
-  Tensor<float, OnCpu> forward(R& rank, const Tensor<float, OnCpu>& x) const {
+  tensor forward(R& rank, const tensor& x) const {
     auto y = core.matmul(x);
     if constexpr (parts > 1) {
       auto& comm = axis_comm<A>(rank);

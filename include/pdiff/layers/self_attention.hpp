@@ -1,4 +1,4 @@
-// pdiff/layers/self_attention.hpp — SelfAttention<Ctx>: the generic attention block.
+// pdiff/layers/self_attention.hpp — SelfAttention<C>: the generic attention block.
 //
 //   x (B, S_local, hidden) → QKVParallel → [q/k RMSNorm] → RoPE → [q/k RMSNorm] → attend<L> → o RowParallel
 // | option             | used by                                                  |
@@ -13,7 +13,6 @@
 
 #include <optional>
 
-#include "pdiff/backend/cpu/rope.hpp"
 #include "pdiff/layers/attention.hpp"
 #include "pdiff/layers/kv_cache.hpp"
 #include "pdiff/layers/norm.hpp"
@@ -25,14 +24,16 @@ namespace pdiff {
 enum class QkNorm { none, before_rope, after_rope };
 enum class RopeStyle { none, half, interleaved };
 
-template <class Ctx>
+template <class C>
 struct SelfAttention {
-  using L = typename Ctx::layout;
-  QKVParallel<Ctx> qkv;
-  RowParallel<Ctx> o;
+  using L = typename C::layout;
+  using backend = typename C::backend;
+  using tensor = typename C::tensor;
+  QKVParallel<C> qkv;
+  RowParallel<C> o;
   QkNorm qk_norm = QkNorm::none;
   RopeStyle rope = RopeStyle::none;
-  RMSNorm q_norm, k_norm;
+  RMSNorm<C> q_norm, k_norm;
 
   SelfAttention() = default;
   SelfAttention(std::int64_t hidden, std::int64_t head_dim, std::int64_t heads, std::int64_t kv_heads, bool qkv_bias,
@@ -52,9 +53,9 @@ struct SelfAttention {
   // With a KvCache (decoding; no sequence parallel) the new k/v are appended to `layer` and the
   // queries attend to every cached token; args.q_offset must be the cache length before the call.
   template <class R>
-  Tensor<float, OnCpu> forward(R& rank, const Tensor<float, OnCpu>& x, const RopeTable* table = nullptr,
-                               const AttnArgs& args = {}, KvCache* cache = nullptr, int layer = 0) const {
-    Qkv t = qkv.forward(rank, x);
+  tensor forward(R& rank, const tensor& x, const RopeTable<backend>* table = nullptr, const BasicAttnArgs<backend>& args = {},
+                KvCache<C>* cache = nullptr, int layer = 0) const {
+    Qkv<tensor> t = qkv.forward(rank, x);
     if (qk_norm == QkNorm::before_rope) normalize(t);
     if (rope != RopeStyle::none) {
       PDIFF_CHECK(table, "SelfAttention: a RoPE table is required");
@@ -81,7 +82,7 @@ struct SelfAttention {
   }
 
  private:
-  void normalize(Qkv& t) const {
+  void normalize(Qkv<tensor>& t) const {
     t.q = q_norm(t.q);
     t.k = k_norm(t.k);
   }

@@ -10,7 +10,6 @@
 // (docs/sequence-parallel.md).
 #pragma once
 
-#include "pdiff/backend/cpu/shape_ops.hpp"
 #include "pdiff/comm/tensor_collectives.hpp"
 #include "pdiff/parallel/axis.hpp"
 
@@ -18,8 +17,8 @@ namespace pdiff {
 
 constexpr std::int64_t sp_padded_length(std::int64_t s, std::int64_t parts) { return (s + parts - 1) / parts * parts; }
 
-template <class L, class R, class T>
-Tensor<T, OnCpu> sp_shard(R& rank, const Tensor<T, OnCpu>& x, int dim = 1) {
+template <class L, class R, class T, class B>
+Tensor<T, B> sp_shard(R& rank, const Tensor<T, B>& x, int dim = 1) {
   constexpr int P = L::ulysses * L::ring;
   if constexpr (P == 1) {
     return x;
@@ -32,8 +31,8 @@ Tensor<T, OnCpu> sp_shard(R& rank, const Tensor<T, OnCpu>& x, int dim = 1) {
   }
 }
 
-template <class L, class R, class T>
-Tensor<T, OnCpu> sp_gather(R& rank, const Tensor<T, OnCpu>& x, int dim = 1) {
+template <class L, class R, class T, class B>
+Tensor<T, B> sp_gather(R& rank, const Tensor<T, B>& x, int dim = 1) {
   if constexpr (L::ulysses * L::ring == 1) return x;
   else return all_gather(rank.sp, x, dim);
 }

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "pdiff/backend/cpu/memory.hpp"
-#include "pdiff/backend/cpu/shape_ops.hpp"
+#include "pdiff/core/copy_ops.hpp"
 #include "pdiff/core/tensor.hpp"
 
 namespace pdiff {
@@ -53,7 +53,7 @@ Tensor<float, OnCpu> assemble(const ShardPlan& plan, ReadSlice&& read) {
   parts.reserve(plan.slices.size());
   for (const Slice& s : plan.slices) parts.push_back(read(s));
   for (auto& p : parts) ptrs.push_back(&p);
-  Tensor<float, OnCpu> out = parts.size() == 1 ? parts[0] : cat<float>(ptrs, plan.cat_dim);
+  Tensor<float, OnCpu> out = parts.size() == 1 ? parts[0] : cat<float, OnCpu>(ptrs, plan.cat_dim);
   PDIFF_CHECK(out.shape() == plan.local, "shard: assembled ", out.shape(), " but the layer expects ", plan.local);
   return out;
 }

@@ -9,7 +9,6 @@
 #include <cmath>
 #include <span>
 
-#include "pdiff/backend/cpu/activation.hpp"
 #include "pdiff/layers/replicated.hpp"
 
 namespace pdiff {
@@ -33,14 +32,14 @@ inline Tensor<float, OnCpu> timestep_features(std::span<const float> t, int dim,
   return out;
 }
 
-template <class Ctx>
+template <class C>
 struct TimestepMLP {
-  Replicated<Ctx> linear_1, linear_2;
+  Replicated<C> linear_1, linear_2;
   TimestepMLP() = default;
   TimestepMLP(std::int64_t in, std::int64_t dim, bool bias) : linear_1(in, dim, bias), linear_2(dim, dim, bias) {}
   template <class R>
-  Tensor<float, OnCpu> forward(R& rank, const Tensor<float, OnCpu>& features) const {
-    return linear_2.forward(rank, silu(linear_1.forward(rank, features)));
+  typename C::tensor forward(R& rank, const Tensor<float, OnCpu>& features) const {
+    return linear_2.forward(rank, silu(linear_1.forward(rank, to_ctx<C>(features))));
   }
 };
 

@@ -1,4 +1,4 @@
-// pdiff/layers/vocab_parallel.hpp — VocabParallelEmbedding<Ctx, A> and VocabParallelLMHead<Ctx, A>.
+// pdiff/layers/vocab_parallel.hpp — VocabParallelEmbedding<C, A> and VocabParallelLMHead<C, A>.
 //
 // The vocabulary is padded to a multiple of P (padding rows are zero) and rank r holds rows
 // [r·V'/P, (r+1)·V'/P). Embedding: ids (B, S) int64 → masked local lookup (ids outside the shard
@@ -14,11 +14,12 @@
 
 namespace pdiff {
 
-template <class Ctx, Axis A = Axis::tp>
+template <class C, Axis A = Axis::tp>
 struct VocabParallelEmbedding {
-  static constexpr int parts = Ctx::layout::degree(A);
+  using tensor = typename C::tensor;
+  static constexpr int parts = C::layout::degree(A);
   std::int64_t vocab = 0, dim = 0;
-  Tensor<float, OnCpu> weight;  // (V'/P, dim)
+  Tensor<float, OnCpu> weight;  // (V'/P, dim), on the host: rows are gathered there, then moved
 
   VocabParallelEmbedding() = default;
   VocabParallelEmbedding(std::int64_t vocab_size, std::int64_t embed_dim) : vocab(vocab_size), dim(embed_dim) {}
@@ -31,7 +32,7 @@ struct VocabParallelEmbedding {
   void load(int r, const Tensor<float, OnCpu>& w) { weight = materialize(weight_plan(r), w); }
 
   template <class R>
-  Tensor<float, OnCpu> forward(R& rank, const Tensor<std::int64_t, OnCpu>& ids) const {
+  tensor forward(R& rank, const Tensor<std::int64_t, OnCpu>& ids) const {
     const int r = parts > 1 ? axis_comm<A>(rank).rank() : 0;
     const std::int64_t lo = r * rows_local(), hi = lo + rows_local();
     Shape s = ids.shape();
@@ -44,16 +45,18 @@ struct VocabParallelEmbedding {
                   " is outside the vocabulary [0, ", vocab, ")");
       if (id >= lo && id < hi) std::copy_n(weight.data() + (id - lo) * dim, dim, out.data() + t * dim);
     }
-    if constexpr (parts > 1) all_reduce_(axis_comm<A>(rank), out);
-    return out;
+    tensor y = to_ctx<C>(out);
+    if constexpr (parts > 1) all_reduce_(axis_comm<A>(rank), y);
+    return y;
   }
 };
 
-template <class Ctx, Axis A = Axis::tp>
+template <class C, Axis A = Axis::tp>
 struct VocabParallelLMHead {
-  static constexpr int parts = Ctx::layout::degree(A);
+  using tensor = typename C::tensor;
+  static constexpr int parts = C::layout::degree(A);
   std::int64_t vocab = 0, dim = 0;
-  detail::LinearCore core;
+  detail::LinearCore<C> core;
 
   VocabParallelLMHead() = default;
   VocabParallelLMHead(std::int64_t vocab_size, std::int64_t hidden) : vocab(vocab_size), dim(hidden) {}
@@ -62,21 +65,16 @@ struct VocabParallelLMHead {
     const std::int64_t n = rows_local();
     return {Shape{n, dim}, 0, {{0, 0, r * n, (r + 1) * n}}};
   }
-  void load(int r, const Tensor<float, OnCpu>& w) { core.weight = materialize(weight_plan(r), w); }
+  void load(int r, const Tensor<float, OnCpu>& w) { core.weight = to_ctx<C>(materialize(weight_plan(r), w)); }
 
   template <class R>
-  Tensor<float, OnCpu> forward(R& rank, const Tensor<float, OnCpu>& x) const {
+  tensor forward(R& rank, const tensor& x) const {
     auto local = core.matmul(x);
     if constexpr (parts == 1) {
       return local;
     } else {
       auto full = all_gather(axis_comm<A>(rank), local, -1);  // (..., V')
-      const std::int64_t vp = full.size(-1), rows = full.numel() / vp;
-      Shape s = full.shape();
-      s[-1] = vocab;
-      Tensor<float, OnCpu> out(s);
-      for (std::int64_t i = 0; i < rows; ++i) std::copy_n(full.data() + i * vp, vocab, out.data() + i * vocab);
-      return out;
+      return narrow(full, -1, 0, vocab);  // drop the padding rows of the last shard
     }
   }
 };

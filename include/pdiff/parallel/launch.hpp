@@ -20,6 +20,10 @@
 
 #include "pdiff/comm/communicator.hpp"
 #include "pdiff/comm/mpi_comm.hpp"
+#if defined(PDIFF_WITH_NCCL)
+#include "pdiff/comm/nccl_comm.hpp"
+#endif
+#include "pdiff/comm/staged_comm.hpp"
 #include "pdiff/comm/thread_comm.hpp"
 #include "pdiff/core/error.hpp"
 #include "pdiff/parallel/rank.hpp"
@@ -45,14 +49,34 @@ inline std::string what_of(const std::exception_ptr& e) {
   }
 }
 
+// Thread ranks: ThreadComm on the CPU; on CUDA every rank thread takes device rank % (device count)
+// and a DeviceThreadComm, so several ranks may share one GPU (tests of every layout on one device).
+template <class L>
+using thread_comm_t = std::conditional_t<std::is_same_v<typename L::backend, OnCpu>, ThreadComm,
+#if defined(PDIFF_WITH_CUDA)
+                                         DeviceThreadComm
+#else
+                                         void
+#endif
+                                         >;
+
 template <class L, class Fn>
 void launch_threads(const LaunchOptions& opts, Fn& fn) {
-  std::vector<ThreadComm> worlds = ThreadComm::create_world(L::world_size, opts.comm);
+  using Comm = thread_comm_t<L>;
+  static_assert(!std::is_void_v<Comm>, "launch: an OnCuda layout needs pdiff built with CUDA (PDIFF_WITH_CUDA)");
+  std::vector<Comm> worlds = Comm::create_world(L::world_size, opts.comm);
   std::mutex mu;
   std::exception_ptr first;
   auto body = [&](int r) {
     try {
-      Rank<L, ThreadComm> rank = make_rank<L>(worlds[std::size_t(r)]);
+#if defined(PDIFF_WITH_CUDA)
+      if constexpr (std::is_same_v<typename L::backend, OnCuda>) {
+        const int n = cuda_device_count();
+        PDIFF_CHECK(n > 0, "launch: the layout runs on CUDA but no GPU is visible (", L::world_size, " ranks)");
+        PDIFF_CUDA_CHECK(cudaSetDevice(r % n));  // this rank thread's device for its whole life
+      }
+#endif
+      Rank<L, Comm> rank = make_rank<L>(worlds[std::size_t(r)]);
       fn(rank);
     } catch (...) {
       std::exception_ptr e = std::current_exception();
@@ -72,14 +96,37 @@ void launch_threads(const LaunchOptions& opts, Fn& fn) {
 }
 
 #if defined(PDIFF_WITH_MPI)
+// Process ranks: MpiComm on the CPU; on CUDA NCCL bootstrapped over MPI (each process on its node-local
+// GPU), or, in a build without NCCL, MpiComm with device buffers staged through the host.
+template <class L>
+using mpi_comm_t = std::conditional_t<std::is_same_v<typename L::backend, OnCpu>, MpiComm,
+#if defined(PDIFF_WITH_NCCL)
+                                      NcclComm
+#elif defined(PDIFF_WITH_CUDA)
+                                      StagedComm<MpiComm, OnCuda>
+#else
+                                      void
+#endif
+                                      >;
+
 template <class L, class Fn>
 void launch_mpi(const LaunchOptions& opts, Fn& fn) {
-  MpiComm world = MpiComm::world(opts.comm);
-  PDIFF_CHECK(world.size() == L::world_size, "launch: mpirun started ", world.size(),
+  using Comm = mpi_comm_t<L>;
+  static_assert(!std::is_void_v<Comm>, "launch: an OnCuda layout needs pdiff built with CUDA (PDIFF_WITH_CUDA)");
+  MpiComm mpi = MpiComm::world(opts.comm);
+  PDIFF_CHECK(mpi.size() == L::world_size, "launch: mpirun started ", mpi.size(),
               " processes but the layout needs ", L::world_size, " ranks (tp ", L::tp, " x ulysses ", L::ulysses,
               " x ring ", L::ring, " x cfg ", L::cfg, " x dp ", L::dp, "); run mpirun -np ", L::world_size);
+  Comm world = [&] {
+#if defined(PDIFF_WITH_NCCL)
+    if constexpr (std::is_same_v<Comm, NcclComm>) return NcclComm::from_mpi(mpi, -1, opts.comm);
+    else
+#endif
+    if constexpr (std::is_same_v<Comm, MpiComm>) return mpi;
+    else return Comm(mpi);
+  }();
   try {
-    Rank<L, MpiComm> rank = make_rank<L>(world);
+    Rank<L, Comm> rank = make_rank<L>(world);
     fn(rank);
   } catch (...) {
     world.abort("rank " + std::to_string(world.rank()) + ": " + what_of(std::current_exception()));

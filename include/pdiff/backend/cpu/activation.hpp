@@ -6,6 +6,7 @@
 // | gelu_tanh(x)                   | any                                       | GELU, tanh approximation    |
 // | swiglu(x)                      | (..., 2I) → (..., I)                      | silu(x[:I]) · x[I:]         |
 // | modulate(x, shift, scale)      | x (B, S, D); shift, scale (B, D)          | (1 + scale)·x + shift       |
+// | layer_norm_modulate(x, eps, shift, scale) | as modulate       | modulate(LN(x), shift, scale) |
 // | gated_add(x, gate, y)          | x, y (B, S, D); gate (B, D); in place     | x += gate·y                 |
 // | add(x, y) / add_(x, y)         | equal shapes, or y broadcast on the last dim | x + y                     |
 #pragma once
@@ -70,6 +71,11 @@ inline CpuTensor modulate(const CpuTensor& x, const CpuTensor& shift, const CpuT
 }
 
 // x += gate·y; x, y: (B, S, D), gate: (B, D)
+// modulate(layer_norm(x) without affine, shift, scale): DiT AdaLN; one fused kernel on CUDA.
+inline CpuTensor layer_norm_modulate(const CpuTensor& x, float eps, const CpuTensor& shift, const CpuTensor& scale) {
+  return modulate(layer_norm(x, eps), shift, scale);
+}
+
 inline void gated_add(CpuTensor& x, const CpuTensor& gate, const CpuTensor& y) {
   detail::check_mod("gated_add", x, gate);
   PDIFF_CHECK(x.shape() == y.shape(), "gated_add: x", x.shape(), " and y", y.shape(), " must match");

@@ -19,16 +19,10 @@
 #include <limits>
 
 #include "pdiff/backend/cpu/norm.hpp"
+#include "pdiff/core/attn_args.hpp"
 
 namespace pdiff {
 
-struct AttnArgs {
-  float scale = 0.0f;  // 0: 1/sqrt(D)
-  bool causal = false;
-  std::int64_t q_offset = 0, k_offset = 0;
-  const Tensor<std::uint8_t, OnCpu>* key_mask = nullptr;
-  const Tensor<std::uint8_t, OnCpu>* mask = nullptr;
-};
 
 inline CpuTensor attention(const CpuTensor& q, const CpuTensor& k, const CpuTensor& v, const AttnArgs& a = {},
                            CpuTensor* lse = nullptr) {

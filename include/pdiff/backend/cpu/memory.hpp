@@ -50,6 +50,13 @@ struct memory<OnCpu> {
   static void to_host(void* dst, const void* src, std::size_t bytes) { std::memcpy(dst, src, bytes); }
   static void from_host(void* dst, const void* src, std::size_t bytes) { std::memcpy(dst, src, bytes); }
   static void copy(void* dst, const void* src, std::size_t bytes) { std::memmove(dst, src, bytes); }
+  // `height` rows of `width` bytes, rows `dpitch`/`spitch` bytes apart (cudaMemcpy2D's contract).
+  static void copy_2d(void* dst, std::size_t dpitch, const void* src, std::size_t spitch, std::size_t width,
+                      std::size_t height) {
+    auto* d = static_cast<std::byte*>(dst);
+    auto* s = static_cast<const std::byte*>(src);
+    for (std::size_t r = 0; r < height; ++r) std::memcpy(d + r * dpitch, s + r * spitch, width);
+  }
 
   // Bytes held by CPU tensors in this process now, and the most ever held (since reset_peak()).
   static std::size_t live_bytes() { return detail::cpu_memory_stats().live.load(); }

@@ -15,16 +15,14 @@
 #include <vector>
 
 #include "pdiff/backend/cpu/norm.hpp"
+#include "pdiff/core/rope_table.hpp"
 
 namespace pdiff {
 
-struct RopeTable {
-  CpuTensor cos, sin;  // (S, D) or (B, S, D)
-};
 
 // transformers' default rope: inv_freq = 1 / θ^(arange(0, dim, 2) / dim) in fp32, freqs = pos · inv_freq
 // in fp32 (divided by `linear_factor` for linear scaling), emb = cat(freqs, freqs).
-inline RopeTable rope_table_1d(std::span<const std::int64_t> positions, int dim, double theta,
+inline RopeTable<OnCpu> rope_table_1d(std::span<const std::int64_t> positions, int dim, double theta,
                                double linear_factor = 1.0) {
   PDIFF_CHECK(dim > 0 && dim % 2 == 0, "rope_table_1d: head dim (", dim, ") must be even and positive");
   PDIFF_CHECK(theta > 0, "rope_table_1d: rope_theta (", theta, ") must be positive");
@@ -36,7 +34,7 @@ inline RopeTable rope_table_1d(std::span<const std::int64_t> positions, int dim,
     float e = float(2 * i) / float(dim);
     inv[std::size_t(i)] = float(1.0f / std::pow(float(theta), e)) / float(linear_factor);
   }
-  RopeTable t{CpuTensor({S, dim}), CpuTensor({S, dim})};
+  RopeTable<OnCpu> t{CpuTensor({S, dim}), CpuTensor({S, dim})};
   for (std::int64_t s = 0; s < S; ++s)
     for (int i = 0; i < half; ++i) {
       float f = float(positions[std::size_t(s)]) * inv[std::size_t(i)];
@@ -48,7 +46,7 @@ inline RopeTable rope_table_1d(std::span<const std::int64_t> positions, int dim,
 }
 
 // ids: (S, n_axes) positions (integers stored as float, e.g. FLUX.2's (t, h, w, l)); axes_dims sum to D.
-inline RopeTable rope_table_axes(const CpuTensor& ids, std::span<const int> axes_dims, double theta) {
+inline RopeTable<OnCpu> rope_table_axes(const CpuTensor& ids, std::span<const int> axes_dims, double theta) {
   PDIFF_CHECK(ids.rank() == 2 && ids.size(1) == std::int64_t(axes_dims.size()), "rope_table_axes: ids",
               ids.shape(), " must be (S, ", axes_dims.size(), ")");
   int D = 0;
@@ -57,7 +55,7 @@ inline RopeTable rope_table_axes(const CpuTensor& ids, std::span<const int> axes
     D += d;
   }
   const std::int64_t S = ids.size(0), A = ids.size(1);
-  RopeTable t{CpuTensor({S, D}), CpuTensor({S, D})};
+  RopeTable<OnCpu> t{CpuTensor({S, D}), CpuTensor({S, D})};
   for (std::int64_t s = 0; s < S; ++s) {
     int col = 0;
     for (std::int64_t a = 0; a < A; ++a) {
@@ -79,7 +77,7 @@ inline RopeTable rope_table_axes(const CpuTensor& ids, std::span<const int> axes
 namespace detail {
 // Calls f(row pointer, cos row, sin row) for every (b, s, h) of x (B, S, H, D).
 template <class F>
-void for_rope_rows(CpuTensor& x, const RopeTable& t, const char* op, F f) {
+void for_rope_rows(CpuTensor& x, const RopeTable<OnCpu>& t, const char* op, F f) {
   PDIFF_CHECK(x.rank() == 4, op, ": x", x.shape(), " must be (B, S, H, D)");
   const std::int64_t B = x.size(0), S = x.size(1), H = x.size(2), D = x.size(3);
   const bool batched = t.cos.rank() == 3;
@@ -95,7 +93,7 @@ void for_rope_rows(CpuTensor& x, const RopeTable& t, const char* op, F f) {
 }  // namespace detail
 
 // In place on x (B, S, H, D).
-inline void apply_rope_half(CpuTensor& x, const RopeTable& t) {
+inline void apply_rope_half(CpuTensor& x, const RopeTable<OnCpu>& t) {
   detail::for_rope_rows(x, t, "apply_rope_half", [](float* r, const float* c, const float* s, std::int64_t D) {
     const std::int64_t h = D / 2;
     for (std::int64_t i = 0; i < h; ++i) {
@@ -106,7 +104,7 @@ inline void apply_rope_half(CpuTensor& x, const RopeTable& t) {
   });
 }
 
-inline void apply_rope_interleaved(CpuTensor& x, const RopeTable& t) {
+inline void apply_rope_interleaved(CpuTensor& x, const RopeTable<OnCpu>& t) {
   detail::for_rope_rows(x, t, "apply_rope_interleaved",
                         [](float* r, const float* c, const float* s, std::int64_t D) {
                           for (std::int64_t i = 0; i < D; i += 2) {

@@ -4,7 +4,7 @@
 // | function                    | stream behaviour                                                  |
 // |-----------------------------|-------------------------------------------------------------------|
 // | allocate / deallocate       | ordered on the current stream; a freed block is reused at once    |
-// | zero, copy (device↔device)  | enqueued on the current stream, returns at once                   |
+// | zero, copy, copy_2d (d↔d)   | enqueued on the current stream, returns at once                   |
 // | to_host, from_host          | enqueued on the current stream, then that stream is synchronised, |
 // |                             | so the host buffer is ready / reusable when they return           |
 // | live/peak/reserved_bytes()  | of the current device (or the one given); peak = high-water mark  |
@@ -48,6 +48,13 @@ struct memory<OnCuda> {
   // Within the device backend; also between devices (unified addressing).
   static void copy(void* dst, const void* src, std::size_t bytes) {
     PDIFF_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, current_cuda_stream()));
+  }
+  // `height` rows of `width` bytes, rows `dpitch`/`spitch` bytes apart, enqueued on the current stream.
+  static void copy_2d(void* dst, std::size_t dpitch, const void* src, std::size_t spitch, std::size_t width,
+                      std::size_t height) {
+    if (width == 0 || height == 0) return;
+    PDIFF_CUDA_CHECK(
+        cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, height, cudaMemcpyDefault, current_cuda_stream()));
   }
 
   static CudaMemoryStats stats(int device) { return CudaCachingAllocator::instance().stats(device); }

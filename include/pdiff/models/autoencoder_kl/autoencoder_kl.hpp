@@ -14,7 +14,7 @@
 
 #include <optional>
 
-#include "pdiff/backend/cpu/shape_ops.hpp"
+#include "pdiff/core/copy_ops.hpp"
 #include "pdiff/comm/self_comm.hpp"
 #include "pdiff/models/autoencoder_kl/decoder.hpp"
 #include "pdiff/models/autoencoder_kl/encoder.hpp"

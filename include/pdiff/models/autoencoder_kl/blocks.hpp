@@ -44,11 +44,11 @@ struct VaeConv {
 };
 
 // GroupNorm (layers/norm.hpp) from the checkpoint's `prefix`.weight / .bias.
-inline GroupNorm load_vae_group_norm(const Checkpoint& ck, const std::string& prefix, std::int64_t ch, int groups) {
+inline GroupNorm<HostCtx> load_vae_group_norm(const Checkpoint& ck, const std::string& prefix, std::int64_t ch, int groups) {
   auto w = ck.read(prefix + ".weight"), b = ck.read(prefix + ".bias");
   PDIFF_CHECK(w.numel() == ch && b.numel() == ch, "VAE: '", prefix, "' has ", w.numel(), " channels, the config needs ",
               ch);
-  GroupNorm n(groups, ch, 1e-6f);
+  GroupNorm<HostCtx> n(groups, ch, 1e-6f);
   n.load(w, b);
   return n;
 }
@@ -60,7 +60,7 @@ inline void silu_(Tensor<float, OnCpu>& x) {
 }  // namespace detail
 
 struct VaeResnet {
-  GroupNorm norm1, norm2;
+  GroupNorm<HostCtx> norm1, norm2;
   VaeConv conv1, conv2, shortcut;
   bool has_shortcut = false;
   static VaeResnet load(const Checkpoint& ck, const std::string& p, std::int64_t in, std::int64_t out, int groups) {
@@ -87,7 +87,7 @@ struct VaeResnet {
 
 // A linear layer with bias from the checkpoint (the shared LinearCore of layers/).
 struct VaeLinear {
-  detail::LinearCore core;
+  detail::LinearCore<HostCtx> core;
   static VaeLinear load(const Checkpoint& ck, const std::string& p, std::int64_t ch) {
     VaeLinear l{{ck.read(p + ".weight"), ck.read(p + ".bias")}};
     PDIFF_CHECK(l.core.weight.rank() == 2 && l.core.weight.size(0) == ch && l.core.weight.size(1) == ch &&
@@ -104,7 +104,7 @@ struct VaeLinear {
 };
 
 struct VaeAttention {
-  GroupNorm norm;
+  GroupNorm<HostCtx> norm;
   VaeLinear q, k, v, out;
   static VaeAttention load(const Checkpoint& ck, const std::string& p, std::int64_t ch, int groups) {
     return {load_vae_group_norm(ck, p + ".group_norm", ch, groups), VaeLinear::load(ck, p + ".to_q", ch),

@@ -23,7 +23,7 @@ struct VaeDecoder {
     bool has_up = false;
   };
   std::vector<Level> levels;
-  GroupNorm norm_out;
+  GroupNorm<HostCtx> norm_out;
 
   static VaeDecoder load(const Checkpoint& ck, const AutoencoderKLConfig& c, const std::string& p = "decoder") {
     const int g = int(c.norm_num_groups);

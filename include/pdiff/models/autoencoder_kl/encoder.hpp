@@ -23,7 +23,7 @@ struct VaeEncoder {
   };
   std::vector<Level> levels;
   VaeMidBlock mid;
-  GroupNorm norm_out;
+  GroupNorm<HostCtx> norm_out;
 
   static VaeEncoder load(const Checkpoint& ck, const AutoencoderKLConfig& c, const std::string& p = "encoder") {
     const int g = int(c.norm_num_groups);

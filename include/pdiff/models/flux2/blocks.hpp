@@ -15,8 +15,6 @@
 // empty. Modulation vectors are computed once per forward by the transformer and passed in.
 #pragma once
 
-#include "pdiff/backend/cpu/activation.hpp"
-#include "pdiff/backend/cpu/rope.hpp"
 #include "pdiff/io/checkpoint.hpp"
 #include "pdiff/layers/attention.hpp"
 #include "pdiff/layers/merged_column_parallel.hpp"
@@ -29,7 +27,8 @@ namespace pdiff {
 
 namespace flux2 {
 // Part i of n equal parts of the last dimension: (B, n·D) → (B, D).
-inline Tensor<float, OnCpu> chunk(const Tensor<float, OnCpu>& t, int i, int n) {
+template <class T, class B>
+Tensor<T, B> chunk(const Tensor<T, B>& t, int i, int n) {
   const std::int64_t d = t.size(-1) / n;
   return narrow(t, -1, i * d, d);
 }
@@ -44,10 +43,10 @@ inline Tensor<float, OnCpu> read(const Checkpoint& ck, const ShardPlan& plan, st
 template <class C>
 struct StreamQkv {
   QKVParallel<C> qkv;
-  RMSNorm norm_q, norm_k;
+  RMSNorm<C> norm_q, norm_k;
   template <class R>
-  Qkv operator()(R& rank, const Tensor<float, OnCpu>& x_mod) const {
-    Qkv t = qkv.forward(rank, x_mod);
+  Qkv<typename C::tensor> operator()(R& rank, const typename C::tensor& x_mod) const {
+    auto t = qkv.forward(rank, x_mod);
     t.q = norm_q(t.q);
     t.k = norm_k(t.k);
     return t;
@@ -59,7 +58,7 @@ struct FeedForward {
   MergedColumnParallel<C> linear_in;  // [gate; up]
   RowParallel<C> linear_out;
   template <class R>
-  Tensor<float, OnCpu> operator()(R& rank, const Tensor<float, OnCpu>& x) const {
+  typename C::tensor operator()(R& rank, const typename C::tensor& x) const {
     return linear_out.forward(rank, swiglu(linear_in.forward(rank, x)));
   }
 };
@@ -68,6 +67,8 @@ struct FeedForward {
 template <class C>
 struct Flux2DoubleBlock {
   using L = typename C::layout;
+  using backend = typename C::backend;
+  using tensor = typename C::tensor;
   float eps = 1e-6f;
   flux2::StreamQkv<C> img_qkv, txt_qkv;
   RowParallel<C> to_out, to_add_out;
@@ -79,8 +80,8 @@ struct Flux2DoubleBlock {
     b.eps = c.eps;
     auto stream = [&](const std::string& q, const std::string& k, const std::string& v, const std::string& nq,
                       const std::string& nk) {
-      flux2::StreamQkv<C> s{QKVParallel<C>(D, hd, H, H, false), RMSNorm(hd, c.eps), RMSNorm(hd, c.eps)};
-      s.qkv.core.weight = flux2::read(ck, s.qkv.weight_plan(r), {p + q, p + k, p + v}, {{D, D}, {D, D}, {D, D}});
+      flux2::StreamQkv<C> s{QKVParallel<C>(D, hd, H, H, false), RMSNorm<C>(hd, c.eps), RMSNorm<C>(hd, c.eps)};
+      s.qkv.core.set(flux2::read(ck, s.qkv.weight_plan(r), {p + q, p + k, p + v}, {{D, D}, {D, D}, {D, D}}));
       s.norm_q.load(ck.read(p + nq));
       s.norm_k.load(ck.read(p + nk));
       return s;
@@ -90,13 +91,13 @@ struct Flux2DoubleBlock {
     b.txt_qkv = stream("attn.add_q_proj.weight", "attn.add_k_proj.weight", "attn.add_v_proj.weight",
                        "attn.norm_added_q.weight", "attn.norm_added_k.weight");
     b.to_out = RowParallel<C>(D, D, false);
-    b.to_out.core.weight = flux2::read(ck, b.to_out.weight_plan(r), {p + "attn.to_out.0.weight"}, {{D, D}});
+    b.to_out.core.set(flux2::read(ck, b.to_out.weight_plan(r), {p + "attn.to_out.0.weight"}, {{D, D}}));
     b.to_add_out = RowParallel<C>(D, D, false);
-    b.to_add_out.core.weight = flux2::read(ck, b.to_add_out.weight_plan(r), {p + "attn.to_add_out.weight"}, {{D, D}});
+    b.to_add_out.core.set(flux2::read(ck, b.to_add_out.weight_plan(r), {p + "attn.to_add_out.weight"}, {{D, D}}));
     auto ffn = [&](const std::string& name) {
       flux2::FeedForward<C> f{MergedColumnParallel<C>(D, {M, M}, false, Sources::fused), RowParallel<C>(M, D, false)};
-      f.linear_in.core.weight = flux2::read(ck, f.linear_in.weight_plan(r), {p + name + ".linear_in.weight"}, {{2 * M, D}});
-      f.linear_out.core.weight = flux2::read(ck, f.linear_out.weight_plan(r), {p + name + ".linear_out.weight"}, {{D, M}});
+      f.linear_in.core.set(flux2::read(ck, f.linear_in.weight_plan(r), {p + name + ".linear_in.weight"}, {{2 * M, D}}));
+      f.linear_out.core.set(flux2::read(ck, f.linear_out.weight_plan(r), {p + name + ".linear_out.weight"}, {{D, M}}));
       return f;
     };
     b.ff = ffn("ff");
@@ -106,12 +107,12 @@ struct Flux2DoubleBlock {
 
   // txt: (B, nt, D), img: (B, ni, D) — this rank's tokens; mod_*: (B, 6D); rope: rows of [txt; img].
   template <class R>
-  void forward(R& rank, Tensor<float, OnCpu>& txt, Tensor<float, OnCpu>& img, const Tensor<float, OnCpu>& mod_img,
-               const Tensor<float, OnCpu>& mod_txt, const RopeTable& rope) const {
+  void forward(R& rank, tensor& txt, tensor& img, const tensor& mod_img, const tensor& mod_txt,
+               const RopeTable<backend>& rope) const {
     using flux2::chunk;
     const std::int64_t nt = txt.size(1);
-    auto im = img_qkv(rank, modulate(layer_norm(img, eps), chunk(mod_img, 0, 6), chunk(mod_img, 1, 6)));
-    auto tx = txt_qkv(rank, modulate(layer_norm(txt, eps), chunk(mod_txt, 0, 6), chunk(mod_txt, 1, 6)));
+    auto im = img_qkv(rank, layer_norm_modulate(img, eps, chunk(mod_img, 0, 6), chunk(mod_img, 1, 6)));
+    auto tx = txt_qkv(rank, layer_norm_modulate(txt, eps, chunk(mod_txt, 0, 6), chunk(mod_txt, 1, 6)));
     auto q = cat(tx.q, im.q, 1), k = cat(tx.k, im.k, 1), v = cat(tx.v, im.v, 1);
     apply_rope_interleaved(q, rope);
     apply_rope_interleaved(k, rope);
@@ -120,20 +121,22 @@ struct Flux2DoubleBlock {
     a = a.view({B, n, w});
     gated_add(img, chunk(mod_img, 2, 6), to_out.forward(rank, narrow(a, 1, nt, n - nt)));
     gated_add(img, chunk(mod_img, 5, 6),
-              ff(rank, modulate(layer_norm(img, eps), chunk(mod_img, 3, 6), chunk(mod_img, 4, 6))));
+              ff(rank, layer_norm_modulate(img, eps, chunk(mod_img, 3, 6), chunk(mod_img, 4, 6))));
     gated_add(txt, chunk(mod_txt, 2, 6), to_add_out.forward(rank, narrow(a, 1, 0, nt)));
     gated_add(txt, chunk(mod_txt, 5, 6),
-              ff_context(rank, modulate(layer_norm(txt, eps), chunk(mod_txt, 3, 6), chunk(mod_txt, 4, 6))));
+              ff_context(rank, layer_norm_modulate(txt, eps, chunk(mod_txt, 3, 6), chunk(mod_txt, 4, 6))));
   }
 };
 
 template <class C>
 struct Flux2SingleBlock {
   using L = typename C::layout;
+  using backend = typename C::backend;
+  using tensor = typename C::tensor;
   float eps = 1e-6f;
   std::int64_t head_dim = 128;
   MergedColumnParallel<C> to_qkv_mlp;  // local [q | k | v | gate | up]
-  RMSNorm norm_q, norm_k;
+  RMSNorm<C> norm_q, norm_k;
   RowParallel<C> to_out;  // packed [attention | mlp]
 
   static Flux2SingleBlock load(const Checkpoint& ck, const Flux2Config& c, const std::string& p, int r) {
@@ -142,22 +145,21 @@ struct Flux2SingleBlock {
     b.eps = c.eps;
     b.head_dim = hd;
     b.to_qkv_mlp = MergedColumnParallel<C>(D, {D, D, D, M, M}, false, Sources::fused);
-    b.to_qkv_mlp.core.weight =
-        flux2::read(ck, b.to_qkv_mlp.weight_plan(r), {p + "attn.to_qkv_mlp_proj.weight"}, {{3 * D + 2 * M, D}});
-    b.norm_q = RMSNorm(hd, c.eps);
-    b.norm_k = RMSNorm(hd, c.eps);
+    b.to_qkv_mlp.core.set(flux2::read(ck, b.to_qkv_mlp.weight_plan(r), {p + "attn.to_qkv_mlp_proj.weight"}, {{3 * D + 2 * M, D}}));
+    b.norm_q = RMSNorm<C>(hd, c.eps);
+    b.norm_k = RMSNorm<C>(hd, c.eps);
     b.norm_q.load(ck.read(p + "attn.norm_q.weight"));
     b.norm_k.load(ck.read(p + "attn.norm_k.weight"));
     b.to_out = RowParallel<C>(std::vector<std::int64_t>{D, M}, D, false);
-    b.to_out.core.weight = flux2::read(ck, b.to_out.weight_plan(r), {p + "attn.to_out.weight"}, {{D, D + M}});
+    b.to_out.core.set(flux2::read(ck, b.to_out.weight_plan(r), {p + "attn.to_out.weight"}, {{D, D + M}}));
     return b;
   }
 
   // x: (B, n, D) this rank's joint tokens; mod: (B, 3D).
   template <class R>
-  void forward(R& rank, Tensor<float, OnCpu>& x, const Tensor<float, OnCpu>& mod, const RopeTable& rope) const {
+  void forward(R& rank, tensor& x, const tensor& mod, const RopeTable<backend>& rope) const {
     using flux2::chunk;
-    auto h = to_qkv_mlp.forward(rank, modulate(layer_norm(x, eps), chunk(mod, 0, 3), chunk(mod, 1, 3)));
+    auto h = to_qkv_mlp.forward(rank, layer_norm_modulate(x, eps, chunk(mod, 0, 3), chunk(mod, 1, 3)));
     const std::int64_t B = x.size(0), n = x.size(1), w = to_qkv_mlp.part_offset(1);  // local attention width
     auto heads = [&](std::size_t i) { return to_qkv_mlp.part(h, i).view({B, n, w / head_dim, head_dim}); };
     auto q = norm_q(heads(0)), k = norm_k(heads(1));

@@ -85,10 +85,11 @@ struct Flux2LoadOptions {
   bool caption_upsampling = false;  // dev: load every encoder layer and the LM head for upsample_prompt()
 };
 
-template <class L>
+// T: the element type of the text encoder and transformer: fp32 on the CPU, bf16 on CUDA by default.
+template <class L, class T = default_value_t<typename L::backend>>
 class Flux2Pipeline {
  public:
-  using C = Ctx<L>;
+  using C = Ctx<L, T>;
   static_assert(L::cfg <= 2, "Flux2Pipeline: CFG<N> with N > 2; FLUX.2 has at most two guidance branches (prompt, negative)");
   Flux2Transformer<C> transformer;
   MistralTextEncoder<C> text_encoder;  // Mistral3 (dev) or Qwen3 (klein: cfg.qk_norm)
@@ -169,7 +170,7 @@ class Flux2Pipeline {
 
   // (1, max_length, |text_layers|·hidden): the pipeline's prompt_embeds
   template <class R>
-  Tensor<float, OnCpu> encode_prompt(R& rank, const std::string& prompt, std::size_t max_length = 512) const {
+  typename C::tensor encode_prompt(R& rank, const std::string& prompt, std::size_t max_length = 512) const {
     const auto padded = variant == Flux2Variant::klein ? encode_flux2_klein_prompt(tokenizer, prompt, {.max_length = max_length})
                                                       : encode_flux2_prompt(tokenizer, prompt, {.max_length = max_length});
     const auto S = std::int64_t(padded.ids.size());
@@ -200,7 +201,7 @@ class Flux2Pipeline {
                                               : "guidance <= 1 turns true CFG off",
                 "); use a layout without CFG");
     // branch b runs on CFG group b % cfg only (cfg_predict), so each group encodes just its own prompts
-    std::vector<Flux2Branch> branches(static_cast<std::size_t>(n_branches));
+    std::vector<Flux2Branch<C>> branches(static_cast<std::size_t>(n_branches));
     for (int b = 0; b < n_branches; ++b)
       if (owns_branch(rank, b)) branches[std::size_t(b)] = branch(rank, b == 0 ? out.prompt : q.negative_prompt, q.max_sequence_length);
     // reference images: tokens (1, Σ hᵢwᵢ, C) and ids with t = 10 + 10·i
@@ -240,13 +241,13 @@ class Flux2Pipeline {
     if (!ref_tok.empty()) {
       std::vector<const Tensor<float, OnCpu>*> pt, pi;
       for (std::size_t i = 0; i < ref_tok.size(); ++i) pt.push_back(&ref_tok[i]), pi.push_back(&ref_ids[i]);
-      rt = cat<float>(pt, 1), ri = cat<float>(pi, 0);
+      rt = cat<float, OnCpu>(pt, 1), ri = cat<float, OnCpu>(pi, 0);
       a.ref_tokens = &rt, a.ref_ids = &ri;
     }
     std::optional<ProgressBar> bar;
     if (q.progress) bar.emplace("denoise", q.steps, rank.is_root());
     a.progress = bar ? &*bar : nullptr;
-    flux2_denoise(rank, transformer, sched, out.latents, flux2::latent_ids(h, w), std::span<const Flux2Branch>(branches), a);
+    flux2_denoise(rank, transformer, sched, out.latents, flux2::latent_ids(h, w), std::span<const Flux2Branch<C>>(branches), a);
     out.denoise_s = secs(t0);
 
     t0 = clock::now();
@@ -263,7 +264,7 @@ class Flux2Pipeline {
   }
 
   template <class R>
-  Flux2Branch branch(R& rank, const std::string& prompt, std::size_t max_length) const {
+  Flux2Branch<C> branch(R& rank, const std::string& prompt, std::size_t max_length) const {
     auto e = encode_prompt(rank, prompt, max_length);
     return {e, flux2::text_ids(e.size(1))};
   }

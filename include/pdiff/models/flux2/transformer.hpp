@@ -32,6 +32,8 @@ template <class C>
 class Flux2Transformer {
  public:
   using L = typename C::layout;
+  using backend = typename C::backend;
+  using tensor = typename C::tensor;
   Flux2Config cfg;
   TimestepMLP<C> time_embed, guidance_embed;
   Replicated<C> mod_img, mod_txt, mod_single, x_embedder, context_embedder, norm_out, proj_out;
@@ -46,7 +48,7 @@ class Flux2Transformer {
                 cfg.num_attention_heads, ") must be divisible by tp*ulysses (", L::tp, "*", L::ulysses, ")");
     auto rep = [&](Replicated<C>& lin, std::int64_t in, std::int64_t out, const std::string& name) {
       lin = Replicated<C>(in, out, false);
-      lin.core.weight = flux2::read(ck, lin.weight_plan(), {name}, {{out, in}});
+      lin.core.set(flux2::read(ck, lin.weight_plan(), {name}, {{out, in}}));
     };
     auto tmlp = [&](TimestepMLP<C>& t, const std::string& p) {
       t = TimestepMLP<C>(T, D, false);
@@ -72,7 +74,7 @@ class Flux2Transformer {
   }
 
   template <class R>
-  Tensor<float, OnCpu> forward(R& rank, const Tensor<float, OnCpu>& x, const Tensor<float, OnCpu>& context,
+  tensor forward(R& rank, const tensor& x, const tensor& context,
                                std::span<const float> timestep, std::span<const float> guidance,
                                const Tensor<float, OnCpu>& img_ids, const Tensor<float, OnCpu>& txt_ids) const {
     const std::int64_t B = x.size(0), Ni = x.size(1), Nt = context.size(1), S = Ni + Nt;
@@ -101,8 +103,8 @@ class Flux2Transformer {
     const std::int64_t t0 = std::min(c0, Nt), t1 = std::min(c1, Nt);
     auto txt = context_embedder.forward(rank, narrow(context, 1, t0, t1 - t0));
     auto img = x_embedder.forward(rank, narrow(x, 1, std::max(c0, Nt) - Nt, std::max(c1, Nt) - std::max(c0, Nt)));
-    RopeTable full = rope_table_axes(cat(txt_ids, img_ids, 0), cfg.axes_dims_rope, cfg.rope_theta);
-    RopeTable rope{narrow(full.cos, 0, c0, n), narrow(full.sin, 0, c0, n)};
+    const RopeTable full = rope_table_axes(cat(txt_ids, img_ids, 0), cfg.axes_dims_rope, cfg.rope_theta);
+    const RopeTable<backend> rope = to<backend>(RopeTable{narrow(full.cos, 0, c0, n), narrow(full.sin, 0, c0, n)});
 
     for (auto& b : double_blocks) b.forward(rank, txt, img, m_img, m_txt, rope);
     auto h = cat(txt, img, 1);
@@ -110,13 +112,13 @@ class Flux2Transformer {
 
     // AdaLayerNormContinuous: the linear's output chunks are (scale, shift)
     auto emb = norm_out.forward(rank, act);
-    auto y = proj_out.forward(rank, modulate(layer_norm(h, cfg.eps), flux2::chunk(emb, 1, 2), flux2::chunk(emb, 0, 2)));
+    auto y = proj_out.forward(rank, layer_norm_modulate(h, cfg.eps, flux2::chunk(emb, 1, 2), flux2::chunk(emb, 0, 2)));
     return narrow(sp_gather<L>(rank, y), 1, Nt, Ni);
   }
 
  private:
   template <class R>
-  Tensor<float, OnCpu> embed_time(R& rank, const TimestepMLP<C>& mlp, std::span<const float> t) const {
+  tensor embed_time(R& rank, const TimestepMLP<C>& mlp, std::span<const float> t) const {
     std::vector<float> scaled(t.begin(), t.end());
     for (auto& v : scaled) v *= 1000.0f;
     return mlp.forward(rank, timestep_features(scaled, int(cfg.timestep_guidance_channels), true, 0.0f));

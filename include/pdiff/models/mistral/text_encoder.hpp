@@ -49,9 +49,11 @@ class MistralTextEncoder {
   // The text encoder is tensor-parallel only, whatever else the model's layout has.
   using L = Layout<TP<OuterCtx::layout::tp>, typename OuterCtx::layout::backend>;
   using C = Ctx<L, typename OuterCtx::value_type>;
+  using backend = typename C::backend;
+  using tensor = typename C::tensor;
 
   struct Layer {
-    RMSNorm input_norm, post_norm;
+    RMSNorm<C> input_norm, post_norm;
     SelfAttention<C> attn;
     SwiGLUMLP<C> mlp;
   };
@@ -59,7 +61,7 @@ class MistralTextEncoder {
   MistralConfig cfg;
   VocabParallelEmbedding<C> embed;
   std::vector<Layer> layers;
-  RMSNorm norm;
+  RMSNorm<C> norm;
   VocabParallelLMHead<C> lm_head;
   bool has_lm_head = false;
 
@@ -77,7 +79,7 @@ class MistralTextEncoder {
     m.embed.weight = read(ck, m.embed.weight_plan(tp_rank), {p + "embed_tokens.weight"}, {{cfg.vocab_size, D}});
     for (std::int64_t i = 0; i < n; ++i) {
       const std::string l = p + "layers." + std::to_string(i) + ".";
-      Layer y{RMSNorm(D, cfg.rms_norm_eps), RMSNorm(D, cfg.rms_norm_eps),
+      Layer y{RMSNorm<C>(D, cfg.rms_norm_eps), RMSNorm<C>(D, cfg.rms_norm_eps),
               SelfAttention<C>(D, hd, H, Hk, false, false, cfg.qk_norm ? QkNorm::before_rope : QkNorm::none,
                                RopeStyle::half, cfg.rms_norm_eps),
               SwiGLUMLP<C>(D, I, false)};
@@ -87,23 +89,22 @@ class MistralTextEncoder {
         y.attn.k_norm.load(ck.read(l + "self_attn.k_norm.weight"));
       }
       y.post_norm.load(ck.read(l + "post_attention_layernorm.weight"));
-      y.attn.qkv.core.weight = read(ck, y.attn.qkv.weight_plan(tp_rank),
+      y.attn.qkv.core.set(read(ck, y.attn.qkv.weight_plan(tp_rank),
                                     {l + "self_attn.q_proj.weight", l + "self_attn.k_proj.weight", l + "self_attn.v_proj.weight"},
-                                    {{H * hd, D}, {Hk * hd, D}, {Hk * hd, D}});
-      y.attn.o.core.weight = read(ck, y.attn.o.weight_plan(tp_rank), {l + "self_attn.o_proj.weight"}, {{D, H * hd}});
-      y.mlp.gate_up.core.weight =
-          read(ck, y.mlp.gate_up.weight_plan(tp_rank), {l + "mlp.gate_proj.weight", l + "mlp.up_proj.weight"}, {{I, D}, {I, D}});
-      y.mlp.down.core.weight = read(ck, y.mlp.down.weight_plan(tp_rank), {l + "mlp.down_proj.weight"}, {{D, I}});
+                                    {{H * hd, D}, {Hk * hd, D}, {Hk * hd, D}}));
+      y.attn.o.core.set(read(ck, y.attn.o.weight_plan(tp_rank), {l + "self_attn.o_proj.weight"}, {{D, H * hd}}));
+      y.mlp.gate_up.core.set(read(ck, y.mlp.gate_up.weight_plan(tp_rank), {l + "mlp.gate_proj.weight", l + "mlp.up_proj.weight"}, {{I, D}, {I, D}}));
+      y.mlp.down.core.set(read(ck, y.mlp.down.weight_plan(tp_rank), {l + "mlp.down_proj.weight"}, {{D, I}}));
       m.layers.push_back(std::move(y));
     }
-    m.norm = RMSNorm(D, cfg.rms_norm_eps);
+    m.norm = RMSNorm<C>(D, cfg.rms_norm_eps);
     if (n == cfg.num_hidden_layers) m.norm.load(ck.read(p + "norm.weight"));
     if (with_lm_head) {
       PDIFF_CHECK(n == cfg.num_hidden_layers, "MistralTextEncoder: generate() needs every layer loaded");
       m.lm_head = VocabParallelLMHead<C>(cfg.vocab_size, D);
       // transformers ties Mistral3's head by the top-level flag; the checkpoint tells: no head → tied
       std::string head = find_lm_head(ck, p + "embed_tokens.weight");
-      m.lm_head.core.weight = read(ck, m.lm_head.weight_plan(tp_rank), {head}, {{cfg.vocab_size, D}});
+      m.lm_head.core.set(read(ck, m.lm_head.weight_plan(tp_rank), {head}, {{cfg.vocab_size, D}}));
       m.has_lm_head = true;
     }
     return m;
@@ -113,7 +114,7 @@ class MistralTextEncoder {
   // (0 = embeddings, i = output of layer i, num_hidden_layers = after the final norm, like
   // transformers' output_hidden_states) concatenated per token: (B, S, |which|·hidden).
   template <class R>
-  Tensor<float, OnCpu> encode(R& rank, const Tensor<std::int64_t, OnCpu>& ids, const Tensor<std::uint8_t, OnCpu>& mask,
+  tensor encode(R& rank, const Tensor<std::int64_t, OnCpu>& ids, const Tensor<std::uint8_t, OnCpu>& mask,
                               std::span<const int> which) const {
     PDIFF_CHECK(ids.rank() == 2 && mask.shape() == ids.shape(), "MistralTextEncoder: ids", ids.shape(), " and mask",
                 mask.shape(), " must both be (B, S)");
@@ -126,13 +127,14 @@ class MistralTextEncoder {
       last = std::max(last, w);
     }
     check_window(S);
-    RopeTable rope = rope_table_1d(positions(S, 0), int(cfg.head_dim), cfg.rope_theta, cfg.rope_linear_factor);
-    AttnArgs args;
+    const auto rope = to<backend>(rope_table_1d(positions(S, 0), int(cfg.head_dim), cfg.rope_theta, cfg.rope_linear_factor));
+    const Tensor<std::uint8_t, backend> key_mask = to<backend>(mask);
+    BasicAttnArgs<backend> args;
     args.causal = true;
-    args.key_mask = &mask;
+    args.key_mask = &key_mask;
     // left-padded rows see no key: their attention output is 0, as transformers' SDPA path gives
-    std::vector<Tensor<float, OnCpu>> hs(which.size());
-    auto keep = [&](int index, const Tensor<float, OnCpu>& h) {
+    std::vector<tensor> hs(which.size());
+    auto keep = [&](int index, const tensor& h) {
       for (std::size_t j = 0; j < which.size(); ++j)
         if (which[j] == index) hs[j] = h.clone();
     };
@@ -144,9 +146,9 @@ class MistralTextEncoder {
       if (i + 1 < cfg.num_hidden_layers) keep(i + 1, h);
     }
     if (last == cfg.num_hidden_layers) keep(last, norm(h));
-    std::vector<const Tensor<float, OnCpu>*> parts;
+    std::vector<const tensor*> parts;
     for (auto& t : hs) parts.push_back(&t);
-    return parts.size() == 1 ? hs[0] : cat<float>(parts, 2);
+    return parts.size() == 1 ? hs[0] : cat<typename C::value_type, backend>(parts, 2);
   }
 
   // Greedy or temperature sampling after a prompt (B = 1, no padding). Every TP rank returns the
@@ -158,14 +160,14 @@ class MistralTextEncoder {
     const std::int64_t total = std::int64_t(prompt.size()) + o.max_new_tokens;
     check_window(total);
     const std::int64_t eos = o.eos_token_id >= 0 ? o.eos_token_id : cfg.eos_token_id;
-    KvCache cache(int(layers.size()), 1, total, layers[0].attn.qkv.kv_local(), cfg.head_dim);
+    KvCache<C> cache(int(layers.size()), 1, total, layers[0].attn.qkv.kv_local(), cfg.head_dim);
     std::vector<std::int64_t> out;
     Tensor<std::int64_t, OnCpu> ids({1, std::int64_t(prompt.size())});
     std::copy(prompt.begin(), prompt.end(), ids.data());
     for (int step = 0; step < o.max_new_tokens; ++step) {
       const std::int64_t n = ids.size(1), at = cache.length();
-      RopeTable rope = rope_table_1d(positions(n, at), int(cfg.head_dim), cfg.rope_theta, cfg.rope_linear_factor);
-      AttnArgs args;
+      const auto rope = to<backend>(rope_table_1d(positions(n, at), int(cfg.head_dim), cfg.rope_theta, cfg.rope_linear_factor));
+      BasicAttnArgs<backend> args;
       args.causal = true;
       args.q_offset = at;
       auto h = embed.forward(rank, ids);
@@ -173,7 +175,7 @@ class MistralTextEncoder {
       cache.advance(n);
       auto last = norm(narrow(h, 1, n - 1, 1));
       auto logits = lm_head.forward(rank, last);  // (1, 1, V), identical on every rank
-      std::int64_t next = pick(logits, o, step);
+      std::int64_t next = pick(to_host_f32(logits), o, step);
       out.push_back(next);
       if (next == eos) break;
       ids = Tensor<std::int64_t, OnCpu>({1, 1});
@@ -184,8 +186,8 @@ class MistralTextEncoder {
 
  private:
   template <class R>
-  Tensor<float, OnCpu> layer_forward(R& rank, int i, const Tensor<float, OnCpu>& x, const RopeTable& rope,
-                                     const AttnArgs& args, KvCache* cache) const {
+  tensor layer_forward(R& rank, int i, const tensor& x, const RopeTable<backend>& rope, const BasicAttnArgs<backend>& args,
+                       KvCache<C>* cache) const {
     const Layer& y = layers[std::size_t(i)];
     auto h = add(x, y.attn.forward(rank, y.input_norm(x), &rope, args, cache, i));
     add_(h, y.mlp.forward(rank, y.post_norm(h)));

@@ -1,0 +1,70 @@
+// pdiff/backend/cuda/ops.hpp — the layer ops on Tensor<T, OnCuda>, T ∈ {float, bf16}: the same names
+// and arguments as the CPU ops (backend/cpu/*.hpp), so one layer code calls either by overload.
+//
+// How header-only layers reach the kernels: this header only *declares* the ops (plain host C++, no
+// CUDA syntax); their definitions are in src/cuda/*.cu, compiled once by nvcc into the static library
+// pdiff::cuda_ops (linked by pdiff::pdiff when CUDA is found). So model code compiles with the host
+// compiler, a CPU-only build never sees a CUDA header, and each kernel is instantiated once per
+// element type, never per layout. gemm() is host code over cuBLASLt (backend/cuda/gemm.hpp).
+//
+// | op                                   | shapes (as the CPU op)                          | kernel                   |
+// |--------------------------------------|-------------------------------------------------|--------------------------|
+// | silu, gelu_tanh                      | any                                             | kernels/activation.cuh   |
+// | swiglu                               | (..., 2I) → (..., I)                            | kernels/swiglu.cuh       |
+// | modulate, layer_norm_modulate        | x (B, S, D); shift, scale (B, D)                | kernels/layer_norm.cuh   |
+// | gated_add                            | x, y (B, S, D); gate (B, D)                     | kernels/gated_add.cuh    |
+// | add_, add                            | equal shapes or y over the last dim             | src/cuda/elementwise.cu  |
+// | rms_norm, layer_norm                 | (..., D), weight/bias (D)                       | kernels/rms_norm, layer_norm |
+// | group_norm                           | (B, C, ...)                                     | kernels/group_norm.cuh   |
+// | apply_rope_half / _interleaved       | x (B, S, H, D) in place; table fp32             | kernels/rope.cuh         |
+// | attention (+ lse)                    | q (B, Sq, H, D), k/v (B, Sk, Hkv, D)            | flash (bf16, D 64/128) or reference |
+// | merge_attention                      | acc/o (B, Sq, H, Dv), lse (B, H, Sq) fp32       | src/cuda/attention.cu    |
+// | convert<U>                           | any                                             | convert.cuh              |
+// Everything is enqueued on current_cuda_stream(); errors are pdiff::Error naming the op.
+#pragma once
+
+#if defined(PDIFF_WITH_CUDA)
+#include <cstdint>
+
+#include "pdiff/backend/cuda/gemm.hpp"
+#include "pdiff/backend/cuda/memory.hpp"
+#include "pdiff/core/attn_args.hpp"
+#include "pdiff/core/rope_table.hpp"
+#include "pdiff/core/tensor.hpp"
+
+namespace pdiff {
+
+template <class T> using CudaTensor = Tensor<T, OnCuda>;
+
+template <class T> CudaTensor<T> silu(const CudaTensor<T>& x);
+template <class T> CudaTensor<T> gelu_tanh(const CudaTensor<T>& x);
+template <class T> CudaTensor<T> swiglu(const CudaTensor<T>& x);
+template <class T> CudaTensor<T> modulate(const CudaTensor<T>& x, const CudaTensor<T>& shift, const CudaTensor<T>& scale);
+template <class T>
+CudaTensor<T> layer_norm_modulate(const CudaTensor<T>& x, float eps, const CudaTensor<T>& shift,
+                                  const CudaTensor<T>& scale);
+template <class T> void gated_add(CudaTensor<T>& x, const CudaTensor<T>& gate, const CudaTensor<T>& y);
+template <class T> void add_(CudaTensor<T>& x, const CudaTensor<T>& y);
+template <class T> CudaTensor<T> add(const CudaTensor<T>& x, const CudaTensor<T>& y);
+
+template <class T> CudaTensor<T> rms_norm(const CudaTensor<T>& x, const CudaTensor<T>& w, float eps);
+template <class T> CudaTensor<T> rms_norm(const CudaTensor<T>& x, float eps);
+template <class T>
+CudaTensor<T> layer_norm(const CudaTensor<T>& x, const CudaTensor<T>& w, const CudaTensor<T>& b, float eps);
+template <class T> CudaTensor<T> layer_norm(const CudaTensor<T>& x, float eps);
+template <class T>
+CudaTensor<T> group_norm(const CudaTensor<T>& x, int groups, const CudaTensor<T>& w, const CudaTensor<T>& b, float eps);
+
+template <class T> void apply_rope_half(CudaTensor<T>& x, const RopeTable<OnCuda>& t);
+template <class T> void apply_rope_interleaved(CudaTensor<T>& x, const RopeTable<OnCuda>& t);
+
+template <class T>
+CudaTensor<T> attention(const CudaTensor<T>& q, const CudaTensor<T>& k, const CudaTensor<T>& v,
+                        const BasicAttnArgs<OnCuda>& a = {}, CudaTensor<float>* lse = nullptr);
+template <class T>
+void merge_attention(CudaTensor<T>& acc, CudaTensor<float>& acc_lse, const CudaTensor<T>& o, const CudaTensor<float>& lse);
+
+template <class U, class T> CudaTensor<U> convert(const CudaTensor<T>& src);
+
+}  // namespace pdiff
+#endif
