@@ -270,6 +270,13 @@ TEST_CASE("zero-size tensors are valid and read as empty tensors") {
   CHECK(st.read("g").numel() == 0);
   CHECK(st.read_i64("h").numel() == 0);
   CHECK(st.read("s").shape() == Shape{1});  // a scalar reads as one element
+  // found by fuzzing: the row stride 2^32 · 2^32 of a 0-row tensor overflowed
+  auto big = open_raw("zero_big_read", "{\"w\":" + entry("F32", "[0,4294967296,4294967296]", 0, 0) + "}", 0);
+  CHECK(big.read("w").numel() == 0);
+  // and (2^32 - 2) · 2^32 fits u64 (the reference's check) but not int64
+  auto big2 = open_raw("zero_big2", "{\"w\":" + entry("F32", "[4294967294,4294967296,0]", 0, 0) + "}", 0);
+  CHECK(big2.info("w").numel() == 0);
+  CHECK(big2.read("w").numel() == 0);
 }
 
 TEST_CASE("F8 reads exactly; dtypes pdiff does not convert are errors naming the dtype") {

@@ -45,8 +45,11 @@ struct TensorInfo {
   std::vector<std::int64_t> shape;
   std::size_t begin = 0, end = 0;  // offsets into the data section
   std::int64_t numel() const {
+    // open checked numel x bits < 2^64, so a product without a 0 fits; one with a 0 is 0 even when the
+    // extents before the 0 multiply beyond int64 (the reference accepts [2^32 - 2, 2^32, 0])
+    if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
     std::int64_t n = 1;
-    for (auto d : shape) n *= d;  // validated at open: cannot overflow
+    for (auto d : shape) n *= d;
     return n;
   }
 };
@@ -125,6 +128,7 @@ class SafeTensors {
     Shape out_shape = full;
     out_shape[dim] = e - b;
     Tensor<float, OnCpu> out(out_shape);
+    if (out.numel() == 0) return out;
     float* o = out.data();
     if (dim == 0) {
       const std::int64_t row = full.stride(0);  // not numel / rows: a tensor may have 0 rows
