@@ -8,9 +8,17 @@
 //         [--steps N] [--guidance G] [--negative-prompt TEXT] [--seed S] [--vae whole|tiled|patch] [--vae-tile T]
 //         [--upsample-temperature T]   (dev: rewrite the prompt with the text encoder first, 0 = greedy)
 //   flux2 --plan [--width W --height H]   per-rank parameter and activation memory of FLUX.2-dev (bf16)
+// Every argument is checked before anything is loaded (check_args): sizes are multiples of 16 up to
+// 16384, steps 1..10000, a seed is non-negative, --vae-tile 2..4096 with --vae tiled only, and the
+// output's folder must be writable, so a bad command line never costs a model load or a whole run.
 #include <CLI/CLI.hpp>
+#include <fcntl.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 
@@ -41,6 +49,41 @@ void print_plan(std::int64_t width, std::int64_t height) {
   std::printf("  activations (estimate)   %8.3f GiB per rank (largest single-block live set)\n", a);
   std::printf("  total                    %8.3f GiB per rank\n", t + e + a);
 }
+constexpr std::int64_t max_side = 16384, max_steps = 10000, max_vae_tile = 4096;
+
+// A side given on the command line (0: not given, the default applies).
+void check_side(const char* flag, std::int64_t v) {
+  PDIFF_CHECK(v == 0 || (v >= 16 && v <= max_side && v % 16 == 0), flag, " ", v,
+              " must be a multiple of 16 between 16 and ", max_side);
+}
+
+struct Args {
+  std::int64_t width, height, vae_tile;
+  int steps;
+  std::string vae_mode, out;
+};
+// Everything the command line alone can get wrong, before any model is loaded.
+void check_args(const Args& a) {
+  check_side("--width", a.width);
+  check_side("--height", a.height);
+  PDIFF_CHECK(a.steps >= 1 && a.steps <= max_steps, "--steps ", a.steps, " must be between 1 and ", max_steps);
+  PDIFF_CHECK(a.vae_tile == 0 || a.vae_mode == "tiled", "--vae-tile applies to --vae tiled only (this run uses --vae ",
+              a.vae_mode, ")");
+  PDIFF_CHECK(a.vae_tile == 0 || (a.vae_tile >= 2 && a.vae_tile <= max_vae_tile), "--vae-tile ", a.vae_tile,
+              " must be between 2 and ", max_vae_tile, " latent pixels (0 or absent: the VAE config's)");
+  namespace fs = std::filesystem;
+  const fs::path out(a.out);
+  const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  PDIFF_CHECK(!a.out.empty() && !fs::is_directory(out), "-o '", a.out, "' must name a file");
+  PDIFF_CHECK(fs::is_directory(dir), "-o '", a.out, "': the folder '", dir.string(), "' does not exist");
+  // try it (access() says yes to root even on a read-only file system); a probe file is removed again
+  const bool existed = fs::exists(out);
+  const int fd = existed ? ::open(out.c_str(), O_WRONLY) : ::open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  const int err = errno;
+  if (fd >= 0) ::close(fd);
+  if (fd >= 0 && !existed) ::unlink(out.c_str());
+  PDIFF_CHECK(fd >= 0, "-o '", a.out, "' is not writable: ", std::strerror(err));
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -58,10 +101,13 @@ int main(int argc, char** argv) {
   app.add_option("--image", images, "reference image for editing (repeatable)");
   app.add_option("--width", width, "image width, a multiple of 16 (default: the first reference image's, else 1024)");
   app.add_option("--height", height, "image height, a multiple of 16");
-  app.add_option("--steps", steps, "denoising steps")->check(CLI::PositiveNumber);
+  app.add_option("--steps", steps, "denoising steps (1..10000)");
   app.add_option("--guidance", guidance, "guidance scale: embedded (FLUX.2-dev) or true CFG (FLUX.2-klein base, > 1)");
   app.add_option("--negative-prompt", negative_prompt, "negative prompt of true CFG (klein base; default \"\")");
-  app.add_option("--seed", seed, "noise seed (Philox: the same image on every layout and backend)");
+  app.add_option("--seed", seed, "noise seed, >= 0 (Philox: the same image on every layout and backend)")
+      ->check([](const std::string& v) {  // CLI11 would read -1 as 2^64 - 1
+        return !v.empty() && v[0] == '-' ? "must be a non-negative integer, not " + v : std::string();
+      });
   app.add_option("--vae", vae_mode, "VAE decode/encode split: whole, tiled, patch (tiled/patch use the VaePatch ranks)")
       ->check(CLI::IsMember({"whole", "tiled", "patch"}));
   app.add_option("--vae-tile", vae_tile, "tiled mode: tile size in latent pixels (default: the VAE config's)");
@@ -73,12 +119,15 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    check_side("--width", width);
+    check_side("--height", height);
     if (plan) {
       print_plan(width ? width : 1024, height ? height : 1024);
       return 0;
     }
     PDIFF_CHECK(!model.empty(), "--model DIR is required (a diffusers FLUX.2 folder)");
     PDIFF_CHECK(!prompt.empty(), "--prompt TEXT is required");
+    check_args({width, height, vae_tile, steps, vae_mode, out});
     Flux2Request q{.prompt = prompt, .negative_prompt = negative_prompt, .width = width, .height = height, .steps = steps, .guidance = guidance,
                    .seed = seed};
     for (auto& path : images) q.images.push_back(image_to_tensor(read_image(path)));

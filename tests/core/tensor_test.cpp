@@ -59,6 +59,21 @@ TEST_CASE("Tensor: errors name the operation and the numbers") {
   CHECK_THROWS_WITH_AS(copy(u, t), doctest::Contains("differ in element count"), Error);
 }
 
+TEST_CASE("Shape: an element count beyond int64 is an error, not a wrapped size") {
+  // 2^34 x 2^34 (flux2 --width 17179869184 --height 17179869184) once wrapped to 0 and allocated nothing
+  const std::int64_t big = std::int64_t(1) << 34;
+  CHECK_THROWS_WITH_AS((void)Shape({big, big}).numel(),
+                       doctest::Contains("Shape (17179869184, 17179869184): the element count overflows int64"), Error);
+  CHECK_THROWS_WITH_AS(Tensor<float>(Shape{big, big}), doctest::Contains("overflows int64"), Error);
+  CHECK_THROWS_AS((void)Shape({2, big, big}).stride(0), Error);
+  // a 0 makes the product 0 whatever the other extents are
+  CHECK(Shape({big, big, 0}).numel() == 0);
+  CHECK(Shape({2, big, big, 0}).stride(0) == 0);
+  // fits int64 but not the address space as floats
+  CHECK_THROWS_WITH_AS(Tensor<float>(Shape{std::int64_t(1) << 62}), doctest::Contains("overflow the address space"),
+                       Error);
+}
+
 TEST_CASE("Tensor: copy, to<OnCpu> and dtype conversion") {
   Tensor<float> a({3, 2});
   for (int i = 0; i < 6; ++i) a(i) = 0.1f * float(i) - 0.2f;

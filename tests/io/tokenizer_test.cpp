@@ -228,6 +228,9 @@ TEST_CASE("malformed tokenizer.json: a pdiff::Error naming the file and field, n
   };
   has(error_of([] { Tokenizer::from_json("{not json", "bad.json"); }), "bad.json: not valid JSON");
   has(error_of([] { Tokenizer::from_json("[1, 2]", "arr.json"); }), "arr.json: must be a JSON object");
+  // nested 100k deep: refused before a tree exists (copying one would overflow the stack)
+  has(error_of([] { Tokenizer::from_json("{\"x\":" + std::string(100000, '[') + std::string(100000, ']') + "}", "deep.json"); }),
+      "deep.json: refused: in 'x'.[].[].[]... (126 steps), nesting is deeper than 127 levels");
   has(error_of([] { Tokenizer::from_json(R"({"version": "1.0"})", "nomodel.json"); }), "nomodel.json: \"model\"");
   json m = tiny_model();
   m["type"] = "WordPiece";

@@ -89,6 +89,10 @@ TEST_CASE("VaePatch: sizes the VAE cannot take are clear errors on every rank") 
   auto encode_bad = [&](auto& rank) { return vae().encode(bad, VaeRunOptions::tiled(8), rank.vae_patch); };
   CHECK_THROWS_WITH_AS(run_ranks<L>(encode_bad), doctest::Contains("image size 100x64 must be a multiple of the VAE factor 8"), Error);
   CHECK_THROWS_WITH_AS(VaeTiling::patches(1, 8, 4, 1, 8, 1), doctest::Contains("too small for 2x2 patches"), Error);
+  // a huge tile once overflowed tile·8 and the run "succeeded"; a tile of 0 or less has no grid
+  CHECK_THROWS_WITH_AS(VaeTiling::tiled(64, 64, std::int64_t(1) << 61, 8, 1),
+                       doctest::Contains("the tile must be positive and tile·8 and size·8 must fit int64"), Error);
+  CHECK_THROWS_AS(VaeTiling::tiled(64, 64, -4, 8, 1), Error);
 }
 
 TEST_CASE("VaePatch tiled: an input no larger than one tile is decoded whole, as the reference does") {

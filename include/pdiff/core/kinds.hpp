@@ -1,4 +1,4 @@
-// pdiff/core/kinds.hpp — the kind tags that classify policy types (DESIGN.md §2).
+// pdiff/core/kinds.hpp — the kind tags that classify policy types (docs/design.md §2).
 //
 // A policy is an empty type with `using kind = kind::X;` and `static constexpr int degree`.
 // Mesh kinds form the rank mesh; overlay kinds reuse ranks of the mesh; backend says where it runs.

@@ -35,11 +35,9 @@ struct Shape {
     return s;
   }
 
-  std::int64_t numel() const {
-    std::int64_t n = 1;
-    for (int i = 0; i < rank; ++i) n *= dims[i];
-    return n;
-  }
+  // The element count; a product beyond int64 is an error, not a wrapped size (a 2^34 x 2^34 image
+  // once wrapped to 0 and allocated nothing).
+  std::int64_t numel() const { return product(0); }
   // Negative indices count from the back, like Python.
   std::int64_t operator[](int i) const { return dims[norm(i)]; }
   std::int64_t& operator[](int i) { return dims[norm(i)]; }
@@ -49,11 +47,7 @@ struct Shape {
     return j;
   }
   // Elements between consecutive indices of dimension i (row-major).
-  std::int64_t stride(int i) const {
-    std::int64_t s = 1;
-    for (int k = norm(i) + 1; k < rank; ++k) s *= dims[k];
-    return s;
-  }
+  std::int64_t stride(int i) const { return product(norm(i) + 1); }
   friend bool operator==(const Shape& a, const Shape& b) {
     if (a.rank != b.rank) return false;
     for (int i = 0; i < a.rank; ++i)
@@ -66,6 +60,17 @@ struct Shape {
     return s + ")";
   }
   friend std::ostream& operator<<(std::ostream& os, const Shape& s) { return os << s.str(); }
+
+ private:
+  // dims[from] · … · dims[rank − 1]; 0 when any of them is 0, even if the others overflow.
+  std::int64_t product(int from) const {
+    for (int i = from; i < rank; ++i)
+      if (dims[i] == 0) return 0;
+    std::int64_t n = 1;
+    for (int i = from; i < rank; ++i)
+      PDIFF_CHECK(!__builtin_mul_overflow(n, dims[i], &n), "Shape ", str(), ": the element count overflows int64");
+    return n;
+  }
 };
 
 }  // namespace pdiff

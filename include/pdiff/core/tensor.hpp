@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <type_traits>
@@ -36,6 +37,8 @@ class Tensor {
 
   Tensor() = default;
   explicit Tensor(Shape shape) : shape_(shape) {
+    PDIFF_CHECK(std::uint64_t(shape.numel()) <= SIZE_MAX / sizeof(T), "Tensor ", shape, ": ", shape.numel(),
+                " elements of ", sizeof(T), " bytes overflow the address space");
     std::size_t bytes = std::size_t(shape.numel()) * sizeof(T);
     if (bytes == 0) return;
     void* p = memory<Backend>::allocate(bytes);

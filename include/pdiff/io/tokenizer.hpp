@@ -35,6 +35,7 @@
 
 #include "pdiff/core/error.hpp"
 #include "pdiff/io/bpe.hpp"
+#include "pdiff/io/json_guard.hpp"
 #include "pdiff/io/pretokenize.hpp"
 #include "pdiff/io/token_decoder.hpp"
 #include "pdiff/io/unicode.hpp"
@@ -77,6 +78,9 @@ class Tokenizer {
   }
 
   static Tokenizer from_json(std::string_view text, const std::string& name) {
+    // nesting ≤ 127 as in serde_json (the tokenizers library's parser): a deep tree would overflow the stack when copied
+    if (auto fault = json_guard(text))
+      throw Error(detail::cat(name, ": refused: in ", json_path(fault->path), ", ", fault->message));
     json j;
     try {
       j = json::parse(text);

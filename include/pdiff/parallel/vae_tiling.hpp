@@ -43,6 +43,11 @@ struct VaeTiling {
   // The reference's grid: starts every int(in_tile·(1 − overlap)); blend = int(out_tile·overlap).
   static VaeTiling tiled(std::int64_t H, std::int64_t W, std::int64_t in_tile, std::int64_t num, std::int64_t den,
                          double overlap = 0.25) {
+    std::int64_t scaled = 0;  // in_tile·num, and the input sizes times num, must fit int64 (a huge tile once wrapped)
+    PDIFF_CHECK(in_tile >= 1 && num >= 1 && den >= 1 && H >= 0 && W >= 0 &&
+                    !__builtin_mul_overflow(in_tile, num, &scaled) && !__builtin_mul_overflow(std::max(H, W), num, &scaled),
+                "VaeTiling: tile ", in_tile, " over ", H, "x", W, " at ", num, "/", den,
+                ": the tile must be positive and tile·", num, " and size·", num, " must fit int64");
     PDIFF_CHECK(in_tile * num % den == 0, "VaeTiling: tile ", in_tile, " is not a whole number of output pixels (",
                 num, "/", den, ")");
     VaeTiling t;

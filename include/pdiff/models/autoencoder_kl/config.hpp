@@ -11,6 +11,7 @@
 // Only the block types both use (DownEncoderBlock2D / UpDecoderBlock2D, SiLU, GroupNorm) are
 // accepted; anything else is an error naming the field. Tiling: tile_sample = sample_size,
 // tile_latent = sample_size / 2^(levels − 1), overlap 25% — as the reference computes them.
+// Sizes are checked before use: positive, norm_num_groups dividing every level, at most 16 levels.
 #pragma once
 
 #include <filesystem>
@@ -22,6 +23,7 @@
 namespace pdiff {
 
 struct AutoencoderKLConfig {
+  static constexpr std::size_t max_levels = 16;
   std::string class_name = "AutoencoderKL";
   std::int64_t in_channels = 3, out_channels = 3, latent_channels = 16, layers_per_block = 2, norm_num_groups = 32;
   std::vector<std::int64_t> block_out_channels = {128, 256, 512, 512};
@@ -75,9 +77,23 @@ struct AutoencoderKLConfig {
     PDIFF_CHECK(!v.block_out_channels.empty() && v.decoder_channels().size() == v.block_out_channels.size(),
                 "AutoencoderKLConfig ", c.where(), ": block_out_channels and decoder_block_out_channels must have the same "
                 "number of levels");
-    for (auto ch : v.block_out_channels)
-      PDIFF_CHECK(ch % v.norm_num_groups == 0, "AutoencoderKLConfig ", c.where(), ": channels ", ch,
-                  " must be divisible by norm_num_groups (", v.norm_num_groups, ")");
+    // scale() shifts by levels − 1: a 65-level list once shifted by 64
+    PDIFF_CHECK(v.block_out_channels.size() <= max_levels, "AutoencoderKLConfig ", c.where(), ": block_out_channels has ",
+                v.block_out_channels.size(), " levels, more than ", max_levels, " (every real VAE has 4)");
+    PDIFF_CHECK(v.in_channels > 0 && v.out_channels > 0 && v.latent_channels > 0 && v.layers_per_block > 0 &&
+                    v.sample_size > 0,
+                "AutoencoderKLConfig ", c.where(), ": in_channels (", v.in_channels, "), out_channels (", v.out_channels,
+                "), latent_channels (", v.latent_channels, "), layers_per_block (", v.layers_per_block,
+                ") and sample_size (", v.sample_size, ") must be positive");
+    PDIFF_CHECK(v.norm_num_groups > 0, "AutoencoderKLConfig ", c.where(), ": norm_num_groups (", v.norm_num_groups,
+                ") must be positive");
+    using Channels = const std::vector<std::int64_t>*;
+    for (Channels list : {Channels(&v.block_out_channels), Channels(&v.decoder_channels())})
+      for (auto ch : *list)
+        PDIFF_CHECK(ch > 0 && ch % v.norm_num_groups == 0, "AutoencoderKLConfig ", c.where(), ": channels ", ch,
+                    " must be positive and divisible by norm_num_groups (", v.norm_num_groups, ")");
+    for (auto p : v.patch_size)
+      PDIFF_CHECK(p > 0, "AutoencoderKLConfig ", c.where(), ": patch_size entries must be positive, got ", p);
     PDIFF_CHECK(v.sample_size % v.scale() == 0, "AutoencoderKLConfig ", c.where(), ": sample_size ", v.sample_size,
                 " must be a multiple of the VAE factor ", v.scale());
     return v;

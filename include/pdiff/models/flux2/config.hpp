@@ -48,8 +48,21 @@ struct Flux2Config {
     f.guidance_embeds = c.get_or<bool>("guidance_embeds", true);
     PDIFF_CHECK(f.patch_size == 1, "Flux2Config ", c.where(), ": patch_size ", f.patch_size,
                 " is not supported (FLUX.2 uses 1)");
-    int rope_dims = 0;
-    for (int d : f.axes_dims_rope) rope_dims += d;
+    PDIFF_CHECK(f.in_channels > 0 && f.out_channels > 0 && f.num_layers >= 0 && f.num_single_layers >= 0 &&
+                    f.attention_head_dim > 0 && f.num_attention_heads > 0 && f.joint_attention_dim > 0 &&
+                    f.timestep_guidance_channels > 0 && f.mlp_ratio > 0 && f.mlp_ratio <= 64,
+                "Flux2Config ", c.where(), ": sizes must be positive (in_channels ", f.in_channels, ", out_channels ",
+                f.out_channels, ", attention_head_dim ", f.attention_head_dim, ", num_attention_heads ",
+                f.num_attention_heads, ", joint_attention_dim ", f.joint_attention_dim, ", timestep_guidance_channels ",
+                f.timestep_guidance_channels, ", mlp_ratio ", f.mlp_ratio, " (at most 64); layer counts ", f.num_layers, ", ",
+                f.num_single_layers, ")");
+    // each axis is positive and even (RoPE rotates pairs); summed in int64, one axis at a time, so no overflow
+    std::int64_t rope_dims = 0;
+    for (int d : f.axes_dims_rope) {
+      PDIFF_CHECK(d > 0 && d % 2 == 0 && d <= f.attention_head_dim, "Flux2Config ", c.where(), ": axes_dims_rope entry ",
+                  d, " must be positive, even and at most attention_head_dim (", f.attention_head_dim, ")");
+      rope_dims += d;
+    }
     PDIFF_CHECK(rope_dims == f.attention_head_dim, "Flux2Config ", c.where(), ": axes_dims_rope sum to ", rope_dims,
                 " but attention_head_dim is ", f.attention_head_dim);
     return f;

@@ -9,7 +9,8 @@
 // | model_type "qwen3"               | the top level; qk_norm on; sliding_window only when use_sliding_window; attention_bias must be false |
 // rope_scaling: none or {"rope_type": "default"} or {"type"/"rope_type": "linear", "factor"}; any other
 // type is a clear error (never an uninitialised table). sliding_window must be null or ≥ the longest
-// sequence used (checked at run time).
+// sequence used (checked at run time). Every size is checked before anything divides by it; the JSON
+// tree is shared, never copied (JsonConfig), so a deeply nested file costs no recursion.
 #pragma once
 
 #include <filesystem>
@@ -38,6 +39,9 @@ struct MistralConfig {
     m.intermediate_size = c.get<std::int64_t>("intermediate_size");
     m.num_hidden_layers = c.get<std::int64_t>("num_hidden_layers");
     m.num_attention_heads = c.get<std::int64_t>("num_attention_heads");
+    // the head_dim default divides by it: check before
+    PDIFF_CHECK(m.num_attention_heads > 0, "MistralConfig ", c.where(), ": num_attention_heads (",
+                m.num_attention_heads, ") must be positive");
     m.num_key_value_heads = c.get_or<std::int64_t>("num_key_value_heads", m.num_attention_heads);
     m.head_dim = c.get_or<std::int64_t>("head_dim", m.hidden_size / m.num_attention_heads);
     m.max_position_embeddings = c.get_or<std::int64_t>("max_position_embeddings", 32768);
@@ -68,8 +72,13 @@ struct MistralConfig {
   static MistralConfig load(const std::filesystem::path& dir) { return from(JsonConfig::load(dir / "config.json")); }
 
   void validate(const std::string& where) const {
-    PDIFF_CHECK(hidden_size > 0 && num_hidden_layers > 0 && num_attention_heads > 0 && head_dim > 0 && vocab_size > 0,
-                "MistralConfig ", where, ": sizes must be positive");
+    PDIFF_CHECK(hidden_size > 0 && intermediate_size > 0 && num_hidden_layers > 0 && num_attention_heads > 0 &&
+                    head_dim > 0 && vocab_size > 0,
+                "MistralConfig ", where, ": sizes must be positive (hidden_size ", hidden_size, ", intermediate_size ",
+                intermediate_size, ", num_hidden_layers ", num_hidden_layers, ", num_attention_heads ",
+                num_attention_heads, ", head_dim ", head_dim, ", vocab_size ", vocab_size, ")");
+    PDIFF_CHECK(num_key_value_heads > 0, "MistralConfig ", where, ": num_key_value_heads (", num_key_value_heads,
+                ") must be positive");
     PDIFF_CHECK(num_attention_heads % num_key_value_heads == 0, "MistralConfig ", where, ": num_attention_heads (",
                 num_attention_heads, ") must be a multiple of num_key_value_heads (", num_key_value_heads, ")");
     PDIFF_CHECK(head_dim % 2 == 0, "MistralConfig ", where, ": head_dim (", head_dim, ") must be even for RoPE");
