@@ -140,21 +140,24 @@ int main(int argc, char** argv) {
     std::mutex mu;
     const auto t0 = std::chrono::steady_clock::now();
     double load_s = 0;
+    using Mem = memory<typename L::backend>;  // host memory on OnCpu, device memory on OnCuda
     launch<L>({}, [&](auto& rank) {
-      memory<OnCpu>::reset_thread_peak();
+      Mem::reset_thread_peak();
       // under thread launch rank 0 is the main thread: do not count what it held before (input images)
-      const double base = double(memory<OnCpu>::thread_live_bytes());
+      const double base = double(Mem::thread_live_bytes());
       const auto t = std::chrono::steady_clock::now();
       const auto pipe = Model::load(rank, model, {.caption_upsampling = upsample.has_value()});
       if (rank.is_root()) load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-      const double loaded = double(memory<OnCpu>::thread_peak_bytes()) - base;
+      const double loaded = double(Mem::thread_peak_bytes()) - base;
       auto r = pipe.generate(rank, q);
-      // every rank's figures reach the root, threads or processes alike
-      const double mine[2] = {loaded, double(memory<OnCpu>::thread_peak_bytes()) - base};
-      std::vector<double> all(2 * std::size_t(L::world_size));
-      rank.world.all_gather(mine, all.data(), 2);
+      // every rank's figures reach the root, threads or processes alike, through the world communicator
+      // (a tensor on the layout's backend, since a device communicator takes device buffers)
+      Tensor<float> mine({2});
+      mine(0) = float(loaded), mine(1) = float(double(Mem::thread_peak_bytes()) - base);
+      const auto all = to<OnCpu>(all_gather(rank.world, to<typename L::backend>(mine), 0));
       if (rank.is_root()) {
-        for (std::size_t i = 0; i < std::size_t(L::world_size); ++i) load_peak[i] = all[2 * i], run_peak[i] = all[2 * i + 1];
+        for (std::size_t i = 0; i < std::size_t(L::world_size); ++i)
+          load_peak[i] = all(std::int64_t(2 * i)), run_peak[i] = all(std::int64_t(2 * i + 1));
         std::lock_guard lock(mu);
         result = std::move(r);
       }

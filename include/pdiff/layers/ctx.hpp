@@ -8,7 +8,7 @@
 // | to_host_f32(x)         | any tensor → host fp32 (results, tests, scheduler state)           |
 // | default_value_t<B>     | fp32 on OnCpu, bf16 on OnCuda: Ctx<L>'s element type              |
 // | HostCtx                | serial fp32 on the CPU: host-side parts (VAE, text encoders today) |
-// On OnCpu/float both helpers share storage (no copy); elsewhere they convert on the host and copy once.
+// On OnCpu/float both helpers share storage (no copy); elsewhere they copy once and convert where it is fast.
 #pragma once
 
 #include <type_traits>
@@ -39,7 +39,8 @@ typename C::tensor to_ctx(const Tensor<float, OnCpu>& x) {
   using B = typename C::backend;
   if constexpr (std::is_same_v<T, float> && std::is_same_v<B, OnCpu>) return x;
   else if constexpr (std::is_same_v<B, OnCpu>) return convert<T>(x);
-  else return to<B>(convert<T>(x));
+  else if constexpr (std::is_same_v<T, float>) return to<B>(x);
+  else return convert<T>(to<B>(x));  // fp32 up, converted by the device (the host loop is the slow part)
 }
 
 template <class T, class B>

@@ -33,8 +33,11 @@ Tensor<T, B> chunk(const Tensor<T, B>& t, int i, int n) {
   return narrow(t, -1, i * d, d);
 }
 
-// Reads a rank's shard of a layer from the checkpoint, checking full shapes against the config.
-inline Tensor<float, OnCpu> read(const Checkpoint& ck, const ShardPlan& plan, std::vector<std::string> names,
+// Reads a rank's shard of a layer from the weight source — a Checkpoint, or anything with its
+// read(name) / read_plan(plan, names, full) (the GPU benchmark's random weights) — checking full shapes
+// against the config.
+template <class Source>
+Tensor<float, OnCpu> read(const Source& ck, const ShardPlan& plan, std::vector<std::string> names,
                                  std::vector<std::vector<std::int64_t>> full) {
   return ck.read_plan(plan, names, full);
 }
@@ -74,7 +77,8 @@ struct Flux2DoubleBlock {
   RowParallel<C> to_out, to_add_out;
   flux2::FeedForward<C> ff, ff_context;
 
-  static Flux2DoubleBlock load(const Checkpoint& ck, const Flux2Config& c, const std::string& p, int r) {
+  template <class Source>
+  static Flux2DoubleBlock load(const Source& ck, const Flux2Config& c, const std::string& p, int r) {
     const std::int64_t D = c.inner_dim(), hd = c.attention_head_dim, H = c.num_attention_heads, M = c.mlp_hidden();
     Flux2DoubleBlock b;
     b.eps = c.eps;
@@ -139,7 +143,8 @@ struct Flux2SingleBlock {
   RMSNorm<C> norm_q, norm_k;
   RowParallel<C> to_out;  // packed [attention | mlp]
 
-  static Flux2SingleBlock load(const Checkpoint& ck, const Flux2Config& c, const std::string& p, int r) {
+  template <class Source>
+  static Flux2SingleBlock load(const Source& ck, const Flux2Config& c, const std::string& p, int r) {
     const std::int64_t D = c.inner_dim(), hd = c.attention_head_dim, M = c.mlp_hidden();
     Flux2SingleBlock b;
     b.eps = c.eps;

@@ -40,7 +40,9 @@ class Flux2Transformer {
   std::vector<Flux2DoubleBlock<C>> double_blocks;
   std::vector<Flux2SingleBlock<C>> single_blocks;
 
-  static Flux2Transformer load(const Checkpoint& ck, const Flux2Config& cfg, int tp_rank) {
+  // ck: a Checkpoint (or another weight source with its read / read_plan).
+  template <class Source>
+  static Flux2Transformer load(const Source& ck, const Flux2Config& cfg, int tp_rank) {
     Flux2Transformer m;
     m.cfg = cfg;
     const std::int64_t D = cfg.inner_dim(), T = cfg.timestep_guidance_channels;
