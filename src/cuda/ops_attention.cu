@@ -36,21 +36,8 @@ __global__ void merge_attention_kernel(T* acc, float* acc_lse, const T* o, const
 template <class T>
 CudaTensor<T> attention(const CudaTensor<T>& q, const CudaTensor<T>& k, const CudaTensor<T>& v,
                         const BasicAttnArgs<OnCuda>& a, CudaTensor<float>* lse) {
-  PDIFF_CHECK(q.rank() == 4 && k.rank() == 4 && v.rank() == 4, "attention: q", q.shape(), " k", k.shape(), " v",
-              v.shape(), " must be (B, S, H, D)");
-  const std::int64_t B = q.size(0), Sq = q.size(1), H = q.size(2), D = q.size(3);
-  const std::int64_t Sk = k.size(1), Hkv = k.size(2), Dv = v.size(3);
-  PDIFF_CHECK(k.size(0) == B && v.size(0) == B && k.size(3) == D && v.size(1) == Sk && v.size(2) == Hkv,
-              "attention: k", k.shape(), " and v", v.shape(), " do not fit q", q.shape());
-  PDIFF_CHECK(Hkv > 0 && H % Hkv == 0, "attention: query heads (", H, ") must be a multiple of kv heads (", Hkv, ")");
+  const auto [B, Sq, H, D, Sk, Hkv, Dv, mask_batched] = attention_dims(q, k, v, a);
   PDIFF_CHECK(Dv == D, "attention: the CUDA kernels need v's head dim (", Dv, ") equal to q's (", D, ")");
-  if (a.key_mask)
-    PDIFF_CHECK(a.key_mask->numel() == B * Sk, "attention: key_mask", a.key_mask->shape(), " must be (B, Sk) = (", B,
-                ", ", Sk, ")");
-  const bool mask_batched = a.mask && a.mask->numel() == B * Sq * Sk;
-  if (a.mask)
-    PDIFF_CHECK(mask_batched || a.mask->numel() == Sq * Sk, "attention: mask", a.mask->shape(),
-                " must be (B or 1, Sq, Sk) = (", B, ", ", Sq, ", ", Sk, ")");
   cuda::AttnParams p;
   p.scale = a.scale, p.causal = a.causal, p.q_offset = a.q_offset, p.k_offset = a.k_offset;
   p.key_mask = a.key_mask ? a.key_mask->data() : nullptr;
