@@ -76,12 +76,18 @@ void check_args(const Args& a) {
   const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
   PDIFF_CHECK(!a.out.empty() && !fs::is_directory(out), "-o '", a.out, "' must name a file");
   PDIFF_CHECK(fs::is_directory(dir), "-o '", a.out, "': the folder '", dir.string(), "' does not exist");
-  // try it (access() says yes to root even on a read-only file system); a probe file is removed again
-  const bool existed = fs::exists(out);
-  const int fd = existed ? ::open(out.c_str(), O_WRONLY) : ::open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  // try it (access() says yes to root even on a read-only file system); a probe file is removed again.
+  // Under mpirun every process checks at once: a file another one just created counts as existing.
+  int fd = ::open(out.c_str(), O_WRONLY);
+  bool created = false;
+  if (fd < 0 && errno == ENOENT) {
+    fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    created = fd >= 0;
+    if (fd < 0 && errno == EEXIST) fd = ::open(out.c_str(), O_WRONLY);
+  }
   const int err = errno;
   if (fd >= 0) ::close(fd);
-  if (fd >= 0 && !existed) ::unlink(out.c_str());
+  if (created) ::unlink(out.c_str());
   PDIFF_CHECK(fd >= 0, "-o '", a.out, "' is not writable: ", std::strerror(err));
 }
 }  // namespace
