@@ -263,7 +263,15 @@ find_nvcc() {
   return 1
 }
 nvcc=$(find_nvcc) || die "nvcc not found (CUDACXX, PATH, CUDA_HOME, /usr/local/cuda/bin, python3's nvidia/cu*/bin)"
-cuda_root=$(dirname "$(dirname "$(readlink -f "$nvcc")")")
+# The toolkit root as nvcc itself reports it (TOP=), so a wrapper script such as /usr/local/bin/nvcc
+# (exec /usr/local/cuda-13.0/bin/nvcc "$@") still leads to the real toolkit; else nvcc's own folder.
+cuda_root=$("$nvcc" --dryrun -x cu -c /dev/null -o /dev/null 2>&1 | sed -n 's/^#\$ TOP=//p' | head -1 || true)
+if [ -n "$cuda_root" ] && [ -d "$cuda_root" ]; then
+  cuda_root=$(cd "$cuda_root" && pwd -P)
+  [ -x "$cuda_root/bin/nvcc" ] && nvcc=$cuda_root/bin/nvcc
+else
+  cuda_root=$(dirname "$(dirname "$(readlink -f "$nvcc")")")
+fi
 PATH="$(dirname "$nvcc"):$PATH"
 export PATH CUDACXX="$nvcc"
 nvcc_ver=$("$nvcc" --version | grep -o 'release [0-9.]*, V[0-9.]*' || true)
