@@ -12,7 +12,8 @@
 // |         | attn.to_out over [attention | mlp]                         | RowParallel, packed parts      |
 // Sequence parallel: a rank holds tokens [c0, c1) of the joint sequence (docs/sequence-parallel.md);
 // its text part gets the text weights and its image part the image weights — either part may be
-// empty. Modulation vectors are computed once per forward by the transformer and passed in.
+// empty; padding rows (a length not divisible by ulysses·ring) follow the image and are masked as
+// keys by `attn`. Modulation vectors are computed once per forward by the transformer and passed in.
 #pragma once
 
 #include "pdiff/io/checkpoint.hpp"
@@ -112,7 +113,7 @@ struct Flux2DoubleBlock {
   // txt: (B, nt, D), img: (B, ni, D) — this rank's tokens; mod_*: (B, 6D); rope: rows of [txt; img].
   template <class R>
   void forward(R& rank, tensor& txt, tensor& img, const tensor& mod_img, const tensor& mod_txt,
-               const RopeTable<backend>& rope) const {
+               const RopeTable<backend>& rope, const BasicAttnArgs<backend>& attn = {}) const {
     using flux2::chunk;
     const std::int64_t nt = txt.size(1);
     auto im = img_qkv(rank, layer_norm_modulate(img, eps, chunk(mod_img, 0, 6), chunk(mod_img, 1, 6)));
@@ -120,7 +121,7 @@ struct Flux2DoubleBlock {
     auto q = cat(tx.q, im.q, 1), k = cat(tx.k, im.k, 1), v = cat(tx.v, im.v, 1);
     apply_rope_interleaved(q, rope);
     apply_rope_interleaved(k, rope);
-    auto a = attend<L>(rank, std::move(q), std::move(k), std::move(v));  // (B, nt + ni, H/tp, hd)
+    auto a = attend<L>(rank, std::move(q), std::move(k), std::move(v), attn);  // (B, nt + ni, H/tp, hd)
     const std::int64_t B = a.size(0), n = a.size(1), w = a.size(2) * a.size(3);
     a = a.view({B, n, w});
     gated_add(img, chunk(mod_img, 2, 6), to_out.forward(rank, narrow(a, 1, nt, n - nt)));
@@ -162,7 +163,8 @@ struct Flux2SingleBlock {
 
   // x: (B, n, D) this rank's joint tokens; mod: (B, 3D).
   template <class R>
-  void forward(R& rank, tensor& x, const tensor& mod, const RopeTable<backend>& rope) const {
+  void forward(R& rank, tensor& x, const tensor& mod, const RopeTable<backend>& rope,
+               const BasicAttnArgs<backend>& attn = {}) const {
     using flux2::chunk;
     auto h = to_qkv_mlp.forward(rank, layer_norm_modulate(x, eps, chunk(mod, 0, 3), chunk(mod, 1, 3)));
     const std::int64_t B = x.size(0), n = x.size(1), w = to_qkv_mlp.part_offset(1);  // local attention width
@@ -170,7 +172,7 @@ struct Flux2SingleBlock {
     auto q = norm_q(heads(0)), k = norm_k(heads(1));
     apply_rope_interleaved(q, rope);
     apply_rope_interleaved(k, rope);
-    auto a = attend<L>(rank, std::move(q), std::move(k), heads(2)).view({B, n, w});
+    auto a = attend<L>(rank, std::move(q), std::move(k), heads(2), attn).view({B, n, w});
     auto mlp = swiglu(narrow(h, -1, 3 * w, h.size(-1) - 3 * w));
     gated_add(x, chunk(mod, 2, 3), to_out.forward(rank, cat(a, mlp, -1)));
   }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "pdiff/models/flux2/config.hpp"
+#include "pdiff/layers/sequence.hpp"
 #include "pdiff/models/mistral/plan.hpp"
 
 namespace pdiff {
@@ -43,10 +44,11 @@ inline ParamPlan flux2_param_plan(const Flux2Config& cfg, int tp) {
 
 // Bytes of the largest live activation set of one single-stream block per rank, for an image of
 // width×height with `text_tokens` text tokens: the joint input, its norm, the fused projection
-// [q|k|v|gate|up] sharded by tp, the attention output and the MLP activation, over S/(ulysses·ring) tokens.
+// [q|k|v|gate|up] sharded by tp, the attention output and the MLP activation, over one sequence-parallel
+// chunk: S padded to a multiple of ulysses·ring, divided by it.
 inline std::int64_t flux2_activation_bytes(const Flux2Config& cfg, std::int64_t width, std::int64_t height,
                                            std::int64_t text_tokens, int tp, int seq, int bytes_per_element) {
-  const std::int64_t S = (width / 16) * (height / 16) + text_tokens, s = (S + seq - 1) / seq;
+  const std::int64_t S = (width / 16) * (height / 16) + text_tokens, s = sp_padded_length(S, seq) / seq;
   const std::int64_t D = cfg.inner_dim(), M = cfg.mlp_hidden();
   const std::int64_t per_token = 2 * D + (3 * D + 2 * M) / tp + D / tp + M / tp;
   return s * per_token * bytes_per_element;

@@ -12,7 +12,8 @@
 // | timestep     | (B)            | σ, as the pipeline passes it (the model ×1000)      |
 // | guidance     | (B) or empty   | FLUX.2-dev's embedded guidance                      |
 // | img_ids/txt_ids | (Ni, 4)/(Nt, 4) | RoPE positions (t, h, w, l)                    |
-// Result: (B, Ni, out_channels) on every rank. Small embedders and modulations are replicated.
+// Result: (B, Ni, out_channels) on every rank. Small embedders and modulations are replicated. Any
+// token count works on every layout: sequence parallel pads the joint sequence (masked keys).
 #pragma once
 
 #include <algorithm>
@@ -97,20 +98,27 @@ class Flux2Transformer {
     const auto m_img = mod_img.forward(rank, act), m_txt = mod_txt.forward(rank, act),
                m_single = mod_single.forward(rank, act);
 
-    // this rank's chunk [c0, c1) of the joint sequence and its RoPE rows
-    constexpr int P = L::ulysses * L::ring;
-    PDIFF_CHECK(S % P == 0, "Flux2: text + image tokens (", Nt, " + ", Ni, " = ", S,
-                ") must be divisible by ulysses*ring (", L::ulysses, "*", L::ring, ")");
-    const std::int64_t n = S / P, c0 = P == 1 ? 0 : L::coord(Axis::sp, rank.index) * n, c1 = c0 + n;
-    const std::int64_t t0 = std::min(c0, Nt), t1 = std::min(c1, Nt);
+    // this rank's chunk [c0, c1) of the joint sequence [text; image; padding] and its RoPE rows: a
+    // length that does not divide by ulysses·ring is padded at its end with zero tokens whose keys
+    // are masked (docs/sequence-parallel.md)
+    const SpChunk ch = sp_chunk<L>(rank, S);
+    const std::int64_t c0 = ch.begin, c1 = ch.real_end(), t0 = std::min(c0, Nt), t1 = std::min(c1, Nt);
+    const std::int64_t i0 = std::clamp(c0, Nt, S), i1 = std::clamp(c1, Nt, S);
     auto txt = context_embedder.forward(rank, narrow(context, 1, t0, t1 - t0));
-    auto img = x_embedder.forward(rank, narrow(x, 1, std::max(c0, Nt) - Nt, std::max(c1, Nt) - std::max(c0, Nt)));
-    const RopeTable full = rope_table_axes(cat(txt_ids, img_ids, 0), cfg.axes_dims_rope, cfg.rope_theta);
-    const RopeTable<backend> rope = to<backend>(RopeTable{narrow(full.cos, 0, c0, n), narrow(full.sin, 0, c0, n)});
+    auto img_in = narrow(x, 1, i0 - Nt, i1 - i0);
+    if (ch.padding() > 0) img_in = cat(img_in, tensor::zeros({B, ch.padding(), x.size(2)}), 1);
+    auto img = x_embedder.forward(rank, img_in);
+    Tensor<float> ids = cat(txt_ids, img_ids, 0);
+    if (ch.padded_sequence()) ids = cat(ids, Tensor<float>::zeros({ch.padded - S, ids.size(1)}), 0);
+    const RopeTable full = rope_table_axes(ids, cfg.axes_dims_rope, cfg.rope_theta);
+    const RopeTable<backend> rope =
+        to<backend>(RopeTable{narrow(full.cos, 0, c0, ch.size()), narrow(full.sin, 0, c0, ch.size())});
+    const auto key_mask = sp_key_mask<backend>(B, S, L::ulysses * L::ring);
+    const BasicAttnArgs<backend> attn{.key_mask = ch.padded_sequence() ? &key_mask : nullptr};
 
-    for (auto& b : double_blocks) b.forward(rank, txt, img, m_img, m_txt, rope);
+    for (auto& b : double_blocks) b.forward(rank, txt, img, m_img, m_txt, rope, attn);
     auto h = cat(txt, img, 1);
-    for (auto& b : single_blocks) b.forward(rank, h, m_single, rope);
+    for (auto& b : single_blocks) b.forward(rank, h, m_single, rope, attn);
 
     // AdaLayerNormContinuous: the linear's output chunks are (scale, shift)
     auto emb = norm_out.forward(rank, act);
