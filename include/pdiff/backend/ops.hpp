@@ -8,6 +8,7 @@
 #include "pdiff/backend/cpu/attention.hpp"
 #include "pdiff/backend/cpu/convert.hpp"
 #include "pdiff/backend/cpu/gemm.hpp"
+#include "pdiff/backend/cpu/index.hpp"
 #include "pdiff/backend/cpu/norm.hpp"
 #include "pdiff/backend/cpu/rope.hpp"
 #include "pdiff/core/copy_ops.hpp"

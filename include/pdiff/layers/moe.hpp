@@ -1,0 +1,352 @@
+// pdiff/layers/moe.hpp — MoE<C>: a mixture-of-experts MLP (router, routed SwiGLU experts, an
+// always-on shared expert), sharded by the layout's TP and EP<N> at compile time.
+//
+//   p = softmax(x·W_routerᵀ) in fp32 → top-k experts per token; weights p_k / Σ_top-k p when
+//   renormalising with k > 1, else routed_scaling · p_k (HunyuanImage-3.0's topkgating; no token dropping)
+//   y = Σ_k p_k · expert_k(x) + shared(x),  expert(x) = down(silu(gate(x)) · up(x))
+//
+// | layout (EP<N>, TP<tp>) | experts on a rank               | tokens                          | communication |
+// |------------------------|---------------------------------|---------------------------------|---------------|
+// | no EP (N = 1)          | all E, intermediate / tp        | every token                     | all_reduce(tp) |
+// | N divides tp           | E/N whole experts, intermediate / (tp/N) | every token (replicated in the EP group, vllm-omni's way) | all_reduce(tp) |
+// | tp divides N, N > tp   | E/N whole experts               | this TP rank's 1/tp of its tokens, sent to the experts' ranks and back | all_to_all(ep): counts, then rows (dispatch), rows back (combine); all_reduce(tp) |
+// The EP group is N consecutive ranks of the mesh (parallel/ep.hpp): N ≤ tp keeps it inside a TP
+// group, N > tp spans ranks holding different tokens (Ulysses/Ring chunks, CFG branches, DP groups).
+// Tokens are grouped by expert with a stable counting sort (the order of the tokens inside an
+// expert is their order in the input), each expert runs one GEMM pair on its rows, and the results
+// are added back weighted. The shared expert is TP-sharded like a dense MLP and its partial sums
+// share the routed part's one all_reduce. x: (B, S, D) or (T, D), the same on every rank of a TP
+// group → the same shape. Weights: names as HunyuanImage-3.0's checkpoint (MoeNames).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "pdiff/backend/ops.hpp"
+#include "pdiff/comm/tensor_collectives.hpp"
+#include "pdiff/layers/ctx.hpp"
+#include "pdiff/layers/linear_core.hpp"
+#include "pdiff/layers/shard.hpp"
+#include "pdiff/parallel/axis.hpp"
+
+namespace pdiff {
+
+// How a fused [gate; up] projection is stacked in the checkpoint.
+enum class GateUp { gate_first, up_first };
+
+struct MoeConfig {
+  std::int64_t hidden = 0;               // D
+  std::int64_t intermediate = 0;         // per routed expert
+  std::int64_t experts = 0;              // E
+  int top_k = 1;
+  bool renormalize = true;               // k > 1: top-k weights divided by their sum
+  float routed_scaling = 1.0f;           // the weights' factor when they are not renormalised
+  std::int64_t shared_intermediate = 0;  // 0: no shared expert
+  GateUp gate_up = GateUp::gate_first;
+
+  void check() const {
+    PDIFF_CHECK(hidden > 0 && intermediate > 0 && experts > 0, "MoE: hidden (", hidden, "), intermediate (",
+                intermediate, ") and experts (", experts, ") must be positive");
+    PDIFF_CHECK(top_k >= 1 && top_k <= experts, "MoE: top_k (", top_k, ") must be in [1, experts = ", experts, "]");
+    PDIFF_CHECK(shared_intermediate >= 0, "MoE: shared_intermediate (", shared_intermediate, ") is negative");
+  }
+};
+
+// Checkpoint names under a layer's prefix; `{e}` in an expert name is the expert's index.
+struct MoeNames {
+  std::string router = "gate.wg.weight";
+  std::string expert_gate_up = "experts.{e}.gate_and_up_proj.weight";
+  std::string expert_down = "experts.{e}.down_proj.weight";
+  std::string shared_gate_up = "shared_mlp.gate_and_up_proj.weight";
+  std::string shared_down = "shared_mlp.down_proj.weight";
+
+  static std::string expert(const std::string& pattern, std::int64_t e) {
+    std::string s = pattern;
+    const auto at = s.find("{e}");
+    return at == std::string::npos ? s : s.replace(at, 3, std::to_string(e));
+  }
+};
+
+// Routing decisions of one forward, token-major: token t's choices are [t·k, (t+1)·k).
+struct MoeRouting {
+  int top_k = 1;
+  std::vector<std::int32_t> expert;
+  std::vector<float> weight;
+  std::int64_t tokens() const { return std::int64_t(expert.size()) / top_k; }
+};
+
+// Tokens per expert of one forward (over the tokens of the rank's EP group) and their imbalance.
+struct MoeLoad {
+  std::vector<std::int64_t> tokens;
+  double max_over_mean() const {
+    if (tokens.empty()) return 0.0;
+    const double total = double(std::accumulate(tokens.begin(), tokens.end(), std::int64_t(0)));
+    return total == 0 ? 0.0 : double(*std::max_element(tokens.begin(), tokens.end())) * double(tokens.size()) / total;
+  }
+};
+
+// Softmax over the experts in fp32, the k largest (ties: the lower expert index first); their weights
+// renormalised (k > 1) or scaled.
+inline MoeRouting moe_route(const Tensor<float, OnCpu>& logits, int k, bool renormalize, float scaling = 1.0f) {
+  PDIFF_CHECK(logits.rank() == 2 && k >= 1 && k <= logits.size(1), "moe_route: logits", logits.shape(),
+              " must be (tokens, experts) with 1 <= top_k (", k, ") <= experts");
+  const std::int64_t T = logits.size(0), E = logits.size(1);
+  MoeRouting r;
+  r.top_k = k;
+  r.expert.resize(std::size_t(T * k));
+  r.weight.resize(std::size_t(T * k));
+  std::vector<float> p(static_cast<std::size_t>(E));
+  std::vector<std::int32_t> order(static_cast<std::size_t>(E));
+  for (std::int64_t t = 0; t < T; ++t) {
+    const float* l = logits.data() + t * E;
+    const float m = *std::max_element(l, l + E);
+    float sum = 0.0f;
+    for (std::int64_t e = 0; e < E; ++e) sum += p[std::size_t(e)] = std::exp(l[e] - m);
+    for (auto& v : p) v /= sum;
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](std::int32_t a, std::int32_t b) {
+      return p[std::size_t(a)] > p[std::size_t(b)] || (p[std::size_t(a)] == p[std::size_t(b)] && a < b);
+    });
+    float chosen = 0.0f;
+    for (int j = 0; j < k; ++j) chosen += p[std::size_t(order[std::size_t(j)])];
+    const bool norm = renormalize && k > 1;
+    const float f = norm ? 1.0f / std::max(chosen, std::numeric_limits<float>::epsilon()) : scaling;
+    for (int j = 0; j < k; ++j) {
+      const auto e = order[std::size_t(j)];
+      r.expert[std::size_t(t * k + j)] = e;
+      r.weight[std::size_t(t * k + j)] = p[std::size_t(e)] * f;
+    }
+  }
+  return r;
+}
+
+namespace detail {
+// (token, weight) pairs of the tokens [t0, t1) whose expert is in [e0, e1), stably grouped by expert.
+struct ExpertRows {
+  std::vector<std::int32_t> token;
+  std::vector<float> weight;
+  std::vector<std::int64_t> count;  // per expert of [e0, e1)
+};
+inline ExpertRows group_by_expert(const MoeRouting& r, std::int64_t t0, std::int64_t t1, std::int64_t e0,
+                                  std::int64_t e1) {
+  ExpertRows g;
+  g.count.assign(std::size_t(e1 - e0), 0);
+  const int k = r.top_k;
+  for (std::int64_t i = t0 * k; i < t1 * k; ++i)
+    if (r.expert[std::size_t(i)] >= e0 && r.expert[std::size_t(i)] < e1) ++g.count[std::size_t(r.expert[std::size_t(i)] - e0)];
+  std::vector<std::int64_t> at(g.count.size(), 0);
+  for (std::size_t e = 1; e < at.size(); ++e) at[e] = at[e - 1] + g.count[e - 1];
+  const std::int64_t n = at.empty() ? 0 : at.back() + g.count.back();
+  g.token.resize(std::size_t(n));
+  g.weight.resize(std::size_t(n));
+  for (std::int64_t i = t0 * k; i < t1 * k; ++i) {
+    const std::int64_t e = r.expert[std::size_t(i)];
+    if (e < e0 || e >= e1) continue;
+    const auto j = std::size_t(at[std::size_t(e - e0)]++);
+    g.token[j] = std::int32_t(i / k);
+    g.weight[j] = r.weight[std::size_t(i)];
+  }
+  return g;
+}
+
+template <class T>
+Tensor<T, OnCpu> host_vector(const std::vector<T>& v) {
+  Tensor<T, OnCpu> t({std::int64_t(v.size())});
+  std::copy(v.begin(), v.end(), t.data());
+  return t;
+}
+}  // namespace detail
+
+// One SwiGLU MLP on local weights: gate_up (2m, D) stacked [gate; up], down (D, m).
+template <class C>
+struct MoeMlp {
+  detail::LinearCore<C> gate_up, down;
+  typename C::tensor operator()(const typename C::tensor& x) const { return down.matmul(swiglu(gate_up.matmul(x))); }
+};
+
+template <class C>
+class MoE {
+ public:
+  using L = typename C::layout;
+  using backend = typename C::backend;
+  using tensor = typename C::tensor;
+  using T = typename C::value_type;
+  static constexpr int N = L::ep, TPd = L::tp;
+  static_assert(TPd % N == 0 || N % TPd == 0,
+                "MoE: EP<N> and TP<tp> must nest — N divides tp (experts spread inside a TP group) or tp divides N "
+                "(the EP group is whole TP groups)");
+  // The EP group spans ranks with different tokens: tokens travel to their experts (dispatch/combine).
+  static constexpr bool dispatch = N > TPd;
+  // Each expert's intermediate dimension is split over this many ranks (the TP ranks holding the same experts).
+  static constexpr int split = dispatch ? 1 : TPd / N;
+
+  MoeConfig cfg;
+  detail::LinearCore<Ctx<L, float>> router;  // (E, D), fp32
+  std::vector<MoeMlp<C>> experts;            // this rank's experts [first_expert, first_expert + size)
+  std::int64_t first_expert = 0;
+  MoeMlp<C> shared;                          // intermediate split over tp; empty without a shared expert
+
+  // Reads this rank's part from a weight source (a Checkpoint, or anything with read / read_plan).
+  template <class Source, class R>
+  static MoE load(const Source& ck, const MoeConfig& cfg, const R& rank, const std::string& prefix,
+                  const MoeNames& names = {}) {
+    cfg.check();
+    PDIFF_CHECK(cfg.experts % N == 0, "MoE: ", cfg.experts, " experts cannot be divided over EP<", N,
+                "> (each rank of the EP group holds experts / N whole experts)");
+    PDIFF_CHECK(cfg.intermediate % split == 0, "MoE: the experts' intermediate size (", cfg.intermediate,
+                ") must be divisible by tp/ep = ", split);
+    PDIFF_CHECK(cfg.shared_intermediate % TPd == 0, "MoE: the shared expert's intermediate size (",
+                cfg.shared_intermediate, ") must be divisible by tp (", TPd, ")");
+    const std::int64_t D = cfg.hidden, E = cfg.experts, El = E / N;
+    const int ep = L::coord(Axis::ep, rank.index), tp = L::coord(Axis::tp, rank.index);
+    MoE m;
+    m.cfg = cfg;
+    m.router.set(ck.read_plan(ShardPlan{Shape{E, D}, 0, {{0, 0, 0, E}}}, std::vector<std::string>{prefix + names.router},
+                              std::vector<std::vector<std::int64_t>>{{E, D}}));
+    m.first_expert = ep * El;
+    for (std::int64_t e = m.first_expert; e < m.first_expert + El; ++e)
+      m.experts.push_back(load_mlp(ck, cfg, cfg.intermediate, split, dispatch ? 0 : tp / N,
+                                   prefix + MoeNames::expert(names.expert_gate_up, e),
+                                   prefix + MoeNames::expert(names.expert_down, e)));
+    if (cfg.shared_intermediate > 0)
+      m.shared = load_mlp(ck, cfg, cfg.shared_intermediate, TPd, tp, prefix + names.shared_gate_up,
+                          prefix + names.shared_down);
+    return m;
+  }
+
+  // The router's decisions for x (every rank of a TP group computes the same).
+  MoeRouting route(const tensor& x) const {
+    const auto X = x.view({x.numel() / cfg.hidden, cfg.hidden});
+    auto logits = [&] {
+      if constexpr (std::is_same_v<T, float>) return router.matmul(X);
+      else return router.matmul(convert<float>(X));
+    }();
+    return moe_route(to<OnCpu>(logits), cfg.top_k, cfg.renormalize, cfg.routed_scaling);
+  }
+
+  // x: (..., D) → (..., D). With `load`, the tokens per expert over the EP group's tokens (a
+  // collective on the EP group when tokens are dispatched: pass it on every rank or on none).
+  template <class R>
+  tensor forward(R& rank, const tensor& x, MoeLoad* load = nullptr) const {
+    PDIFF_CHECK(x.rank() >= 2 && x.size(-1) == cfg.hidden, "MoE: input", x.shape(), " must be (..., ", cfg.hidden, ")");
+    const std::int64_t D = cfg.hidden, Tn = x.numel() / D;
+    const auto X = x.view({Tn, D});
+    const MoeRouting r = route(x);
+    auto out = tensor::zeros({Tn, D});
+    if constexpr (!dispatch) {
+      // every token is here: run this rank's experts on the tokens routed to them
+      const auto g = detail::group_by_expert(r, 0, Tn, first_expert, first_expert + std::int64_t(experts.size()));
+      const auto idx = to<backend>(detail::host_vector(g.token));
+      auto y = run_experts(index_rows(X, idx), g.count);
+      index_add_rows(out, y, idx, to<backend>(detail::host_vector(g.weight)));
+    } else {
+      dispatch_combine(rank, X, r, out);
+    }
+    if (cfg.shared_intermediate > 0) add_(out, shared(X));
+    if constexpr (TPd > 1) all_reduce_(rank.tp, out);
+    if (load) *load = expert_load(rank, r);
+    return out.view(x.shape());
+  }
+
+ private:
+  template <class Source>
+  static MoeMlp<C> load_mlp(const Source& ck, const MoeConfig& cfg, std::int64_t M, int parts, int index,
+                            const std::string& gate_up, const std::string& down) {
+    const std::int64_t D = cfg.hidden, m = M / parts, b = index * m, e = b + m;
+    // local [gate slice; up slice] whatever the stored order
+    const std::int64_t g0 = cfg.gate_up == GateUp::gate_first ? 0 : M, u0 = M - g0;
+    MoeMlp<C> mlp;
+    mlp.gate_up.set(ck.read_plan(ShardPlan{Shape{2 * m, D}, 0, {{0, 0, g0 + b, g0 + e}, {0, 0, u0 + b, u0 + e}}},
+                                 std::vector<std::string>{gate_up}, std::vector<std::vector<std::int64_t>>{{2 * M, D}}));
+    mlp.down.set(ck.read_plan(ShardPlan{Shape{D, m}, 1, {{0, 1, b, e}}}, std::vector<std::string>{down},
+                              std::vector<std::vector<std::int64_t>>{{D, M}}));
+    return mlp;
+  }
+
+  // rows grouped by local expert (count[i] rows of expert first_expert + i, in order) → their outputs.
+  tensor run_experts(const tensor& rows, const std::vector<std::int64_t>& count) const {
+    std::vector<tensor> ys;
+    std::int64_t at = 0;
+    for (std::size_t i = 0; i < count.size(); ++i) {
+      if (count[i] == 0) continue;
+      ys.push_back(experts[i](rows.slice(at, at + count[i])));
+      at += count[i];
+    }
+    if (ys.empty()) return tensor::zeros({0, cfg.hidden});
+    if (ys.size() == 1) return ys[0];
+    std::vector<const tensor*> p;
+    for (auto& y : ys) p.push_back(&y);
+    return cat<T, backend>(p, 0);
+  }
+
+  // This TP rank's share of the tokens goes to the ranks of its experts (counts first, then rows),
+  // is computed there, and comes back the same way; results are added to out's rows.
+  template <class R>
+  void dispatch_combine(R& rank, const tensor& X, const MoeRouting& r, tensor& out) const {
+    auto& comm = rank.ep;
+    detail::check_comm_memory<std::remove_cvref_t<decltype(comm)>, backend>();
+    const std::int64_t D = cfg.hidden, Tn = X.size(0), El = std::int64_t(experts.size());
+    const int tp = L::coord(Axis::tp, rank.index);
+    const std::int64_t t0 = Tn * tp / TPd, t1 = Tn * (tp + 1) / TPd;
+    // grouped by expert = grouped by destination rank (expert e lives on EP rank e / El)
+    const auto g = detail::group_by_expert(r, t0, t1, 0, cfg.experts);
+    const auto idx = to<backend>(detail::host_vector(g.token));
+    const auto send = index_rows(X, idx);
+    // counts: block j = this rank's rows for each of rank j's experts
+    auto counts = to<backend>(detail::host_vector(g.count));
+    Tensor<std::int64_t, backend> got({N * El});
+    comm.all_to_all(counts.data(), got.data(), std::size_t(El));
+    const auto recv_counts = to<OnCpu>(got);  // (source, local expert)
+    std::vector<std::size_t> sc(N), rc(N);
+    std::int64_t n_recv = 0;
+    for (int j = 0; j < N; ++j) {
+      std::int64_t s = 0, q = 0;
+      for (std::int64_t e = 0; e < El; ++e) s += g.count[std::size_t(j * El + e)], q += recv_counts(j * El + e);
+      sc[std::size_t(j)] = std::size_t(s * D), rc[std::size_t(j)] = std::size_t(q * D);
+      n_recv += q;
+    }
+    tensor recv({n_recv, D});
+    comm.all_to_all_v(send.data(), std::span<const std::size_t>(sc), recv.data(), std::span<const std::size_t>(rc));
+    // received [source][expert] → [expert][source], run, and back
+    std::vector<std::int32_t> perm, inv(static_cast<std::size_t>(n_recv));
+    std::vector<std::int64_t> start(static_cast<std::size_t>(N * El)), per_expert(static_cast<std::size_t>(El), 0);
+    for (std::int64_t i = 0, at = 0; i < N * El; ++i) start[std::size_t(i)] = at, at += recv_counts(i);
+    for (std::int64_t e = 0; e < El; ++e)
+      for (int j = 0; j < N; ++j)
+        for (std::int64_t q = 0; q < recv_counts(j * El + e); ++q) {
+          inv[std::size_t(start[std::size_t(j * El + e)] + q)] = std::int32_t(perm.size());
+          perm.push_back(std::int32_t(start[std::size_t(j * El + e)] + q));
+          ++per_expert[std::size_t(e)];
+        }
+    const auto y = run_experts(index_rows(recv, to<backend>(detail::host_vector(perm))), per_expert);
+    const auto back_rows = index_rows(y, to<backend>(detail::host_vector(inv)));
+    tensor back({std::int64_t(g.token.size()), D});
+    comm.all_to_all_v(back_rows.data(), std::span<const std::size_t>(rc), back.data(), std::span<const std::size_t>(sc));
+    index_add_rows(out, back, idx, to<backend>(detail::host_vector(g.weight)));
+  }
+
+  template <class R>
+  MoeLoad expert_load(R& rank, const MoeRouting& r) const {
+    const std::int64_t E = cfg.experts, Tn = r.tokens();
+    std::int64_t t0 = 0, t1 = Tn;
+    if constexpr (dispatch) {
+      const int tp = L::coord(Axis::tp, rank.index);
+      t0 = Tn * tp / TPd, t1 = Tn * (tp + 1) / TPd;
+    }
+    MoeLoad l;
+    l.tokens = detail::group_by_expert(r, t0, t1, 0, E).count;
+    if constexpr (dispatch) {
+      auto c = to<backend>(detail::host_vector(l.tokens));
+      all_reduce_(rank.ep, c);
+      const auto h = to<OnCpu>(c);
+      std::copy(h.data(), h.data() + E, l.tokens.begin());
+    }
+    return l;
+  }
+};
+
+}  // namespace pdiff
