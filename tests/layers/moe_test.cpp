@@ -21,7 +21,7 @@ struct At {
 const fs::path dir = fs::path(PDIFF_SOURCE_DIR) / "tests/golden/hunyuan_moe_tiny";
 const std::string prefix = "model.layers.0.mlp.";
 
-MoeConfig config() { return HunyuanImage3Config::load(dir).moe(0); }
+MoeConfig config() { return HunyuanImage3Config::load_moe(dir).moe(0); }
 SafeTensors goldens() { return SafeTensors::open((dir / "goldens.safetensors").string()); }
 
 // Every rank's input: branch b = cfg + CFG·dp coordinate takes x[b] (B = 1 each) — or the whole x
@@ -63,10 +63,10 @@ TEST_CASE("the HunyuanImage-3.0 config gives the MoE layer; unsupported options 
   CHECK(m.gate_up == GateUp::up_first);
   auto j = JsonConfig::load(dir / "config.json").json();
   j["moe_drop_tokens"] = true;
-  CHECK_THROWS_WITH_AS(HunyuanImage3Config::from(JsonConfig(j, "c")), doctest::Contains("moe_drop_tokens"), Error);
+  CHECK_THROWS_WITH_AS(HunyuanImage3Config::from_moe(JsonConfig(j, "c")), doctest::Contains("moe_drop_tokens"), Error);
   j["moe_drop_tokens"] = false;
   j["moe_topk"] = 9;
-  CHECK_THROWS_WITH_AS(HunyuanImage3Config::from(JsonConfig(j, "c")), doctest::Contains("top_k (9) must be in [1, experts = 8]"),
+  CHECK_THROWS_WITH_AS(HunyuanImage3Config::from_moe(JsonConfig(j, "c")), doctest::Contains("top_k (9) must be in [1, experts = 8]"),
                        Error);
 }
 

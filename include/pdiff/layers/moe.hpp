@@ -161,11 +161,28 @@ Tensor<T, OnCpu> host_vector(const std::vector<T>& v) {
 }
 }  // namespace detail
 
-// One SwiGLU MLP on local weights: gate_up (2m, D) stacked [gate; up], down (D, m).
+// One SwiGLU MLP on local weights: gate_up (2m, D) stacked [gate; up], down (D, m); partial sums when
+// the intermediate dimension is split (the caller reduces).
 template <class C>
 struct MoeMlp {
   detail::LinearCore<C> gate_up, down;
   typename C::tensor operator()(const typename C::tensor& x) const { return down.matmul(swiglu(gate_up.matmul(x))); }
+
+  // Part `index` of `parts` of the intermediate dimension M of a checkpoint's fused gate_up (2M, D)
+  // (stacked as `order` says) and down (D, M).
+  template <class Source>
+  static MoeMlp load(const Source& ck, std::int64_t D, std::int64_t M, GateUp order, int parts, int index,
+                     const std::string& gate_up, const std::string& down) {
+    PDIFF_CHECK(M % parts == 0, "SwiGLU MLP '", gate_up, "': intermediate size ", M, " must be divisible by ", parts);
+    const std::int64_t m = M / parts, b = index * m, e = b + m;
+    const std::int64_t g0 = order == GateUp::gate_first ? 0 : M, u0 = M - g0;  // local [gate; up] either way
+    MoeMlp mlp;
+    mlp.gate_up.set(ck.read_plan(ShardPlan{Shape{2 * m, D}, 0, {{0, 0, g0 + b, g0 + e}, {0, 0, u0 + b, u0 + e}}},
+                                 std::vector<std::string>{gate_up}, std::vector<std::vector<std::int64_t>>{{2 * M, D}}));
+    mlp.down.set(ck.read_plan(ShardPlan{Shape{D, m}, 1, {{0, 1, b, e}}}, std::vector<std::string>{down},
+                              std::vector<std::vector<std::int64_t>>{{D, M}}));
+    return mlp;
+  }
 };
 
 template <class C>
@@ -209,12 +226,12 @@ class MoE {
                               std::vector<std::vector<std::int64_t>>{{E, D}}));
     m.first_expert = ep * El;
     for (std::int64_t e = m.first_expert; e < m.first_expert + El; ++e)
-      m.experts.push_back(load_mlp(ck, cfg, cfg.intermediate, split, dispatch ? 0 : tp / N,
-                                   prefix + MoeNames::expert(names.expert_gate_up, e),
-                                   prefix + MoeNames::expert(names.expert_down, e)));
+      m.experts.push_back(MoeMlp<C>::load(ck, D, cfg.intermediate, cfg.gate_up, split, dispatch ? 0 : tp / N,
+                                          prefix + MoeNames::expert(names.expert_gate_up, e),
+                                          prefix + MoeNames::expert(names.expert_down, e)));
     if (cfg.shared_intermediate > 0)
-      m.shared = load_mlp(ck, cfg, cfg.shared_intermediate, TPd, tp, prefix + names.shared_gate_up,
-                          prefix + names.shared_down);
+      m.shared = MoeMlp<C>::load(ck, D, cfg.shared_intermediate, cfg.gate_up, TPd, tp, prefix + names.shared_gate_up,
+                                 prefix + names.shared_down);
     return m;
   }
 
@@ -253,20 +270,6 @@ class MoE {
   }
 
  private:
-  template <class Source>
-  static MoeMlp<C> load_mlp(const Source& ck, const MoeConfig& cfg, std::int64_t M, int parts, int index,
-                            const std::string& gate_up, const std::string& down) {
-    const std::int64_t D = cfg.hidden, m = M / parts, b = index * m, e = b + m;
-    // local [gate slice; up slice] whatever the stored order
-    const std::int64_t g0 = cfg.gate_up == GateUp::gate_first ? 0 : M, u0 = M - g0;
-    MoeMlp<C> mlp;
-    mlp.gate_up.set(ck.read_plan(ShardPlan{Shape{2 * m, D}, 0, {{0, 0, g0 + b, g0 + e}, {0, 0, u0 + b, u0 + e}}},
-                                 std::vector<std::string>{gate_up}, std::vector<std::vector<std::int64_t>>{{2 * M, D}}));
-    mlp.down.set(ck.read_plan(ShardPlan{Shape{D, m}, 1, {{0, 1, b, e}}}, std::vector<std::string>{down},
-                              std::vector<std::vector<std::int64_t>>{{D, M}}));
-    return mlp;
-  }
-
   // rows grouped by local expert (count[i] rows of expert first_expert + i, in order) → their outputs.
   tensor run_experts(const tensor& rows, const std::vector<std::int64_t>& count) const {
     std::vector<tensor> ys;

@@ -20,6 +20,7 @@
 // | attention (+ lse)                    | q (B, Sq, H, D), k/v (B, Sk, Hkv, D)            | flash (bf16, D 64/128) or reference |
 // | merge_attention                      | acc/o (B, Sq, H, Dv), lse (B, H, Sq) fp32       | src/cuda/attention.cu    |
 // | convert<U>                           | any                                             | convert.cuh              |
+// | index_rows, index_add_rows           | x (N, D), idx (n) int32, weights (n) fp32       | src/cuda/ops_index.cu    |
 // Everything is enqueued on current_cuda_stream(); errors are pdiff::Error naming the op.
 #pragma once
 
@@ -65,6 +66,11 @@ template <class T>
 void merge_attention(CudaTensor<T>& acc, CudaTensor<float>& acc_lse, const CudaTensor<T>& o, const CudaTensor<float>& lse);
 
 template <class U, class T> CudaTensor<U> convert(const CudaTensor<T>& src);
+
+template <class T> CudaTensor<T> index_rows(const CudaTensor<T>& x, const CudaTensor<std::int32_t>& idx);
+template <class T>
+void index_add_rows(CudaTensor<T>& out, const CudaTensor<T>& rows, const CudaTensor<std::int32_t>& idx,
+                    const CudaTensor<float>& w);
 
 }  // namespace pdiff
 #endif

@@ -1,0 +1,155 @@
+// HunyuanImage-3.0 text-to-image against the official code (tests/golden/hunyuan_image3_tiny, made by
+// tools/make_hunyuan_image3_goldens.py; the forward is written out in its SPEC.md): the embedded
+// sequence, each layer, the velocity of both guidance branches, and a 2-step CFG sampling run; every
+// layout (TP, CFG, EP inside TP, EP across Ulysses / CFG ranks, Ring with padding) equals serial.
+#include <doctest/doctest.h>
+
+#include "../layers/harness.hpp"
+#include "pdiff/io/checkpoint.hpp"
+#include "pdiff/models/hunyuan_image3/sampler.hpp"
+#include "pdiff/models/hunyuan_image3/vae.hpp"
+
+using namespace pdiff;
+using namespace pdiff::test;
+namespace fs = std::filesystem;
+
+namespace {
+const fs::path dir = fs::path(PDIFF_SOURCE_DIR) / "tests/golden/hunyuan_image3_tiny";
+
+SafeTensors goldens() { return SafeTensors::open((dir / "goldens.safetensors").string()); }
+
+// Row b of the golden batch [cond, uncond] as a sequence.
+HunyuanSequence sequence(const SafeTensors& g, int b) {
+  const auto ids = g.read("input_ids"), img = g.read("image_mask"), ts = g.read("gen_timestep_scatter_index");
+  const std::int64_t S = ids.size(1);
+  HunyuanSequence s;
+  for (std::int64_t i = 0; i < S; ++i) s.ids.push_back(std::int32_t(ids(b * S + i)));
+  s.image_begin = -1;
+  for (std::int64_t i = 0; i < S && s.image_begin < 0; ++i)
+    if (img(b * S + i) != 0) s.image_begin = i;
+  s.timestep_index = std::int64_t(ts(b));
+  const auto lat = g.read("step0_latents_in");
+  s.h = lat.size(2), s.w = lat.size(3);
+  return s;
+}
+
+Tensor<float> row(const Tensor<float>& t, std::int64_t b) { return narrow(t, 0, b, 1); }
+
+template <class L>
+std::vector<Tensor<float>> sample() {
+  const auto g = goldens();
+  const auto ck = Checkpoint::open(dir);
+  const auto cfg = HunyuanImage3Config::load(dir);
+  const auto cond = sequence(g, 0), uncond = sequence(g, 1);
+  const auto x = g.read("step0_latents_in");
+  return run_ranks<L>([&](auto& rank) {
+    const auto m = HunyuanImage3Transformer<Ctx<L>>::load(ck, cfg, rank);
+    return hunyuan_denoise(rank, m, cond, uncond, x, {.steps = 2, .guidance = 5.0f, .flow_shift = 3.0f});
+  });
+}
+}  // namespace
+
+TEST_CASE("HunyuanImage-3.0: config, sequence layout, RoPE table and mask as the reference") {
+  const auto cfg = HunyuanImage3Config::load(dir);
+  CHECK(cfg.num_hidden_layers == 3);
+  CHECK_FALSE(cfg.is_moe(0));
+  CHECK(cfg.is_moe(1));
+  const auto g = goldens();
+  const auto s = sequence(g, 0);
+  CHECK(s.image_begin == 20);
+  CHECK(s.timestep_index == 19);
+  const auto t = hunyuan_image3::rope_2d(s, s.size(), cfg.attention_head_dim, cfg.rope_theta);
+  CHECK(rel_err(t.cos, g.read("rope_cos")) < 1e-5);
+  CHECK(rel_err(t.sin, g.read("rope_sin")) < 1e-5);
+  const auto m = hunyuan_image3::attention_mask(s, s.size());
+  const auto want = g.read("step0_attention_mask");
+  int wrong = 0;
+  for (std::int64_t i = 0; i < m.numel(); ++i) wrong += (m(i) != 0) != (want(i) != 0);
+  CHECK(wrong == 0);
+  const auto u = hunyuan_uncond(s, 1, 16, 110);
+  const auto uid = sequence(g, 1);
+  CHECK(u.ids == uid.ids);
+}
+
+TEST_CASE("HunyuanImage-3.0 serial: embeddings, layers and both branches' velocity equal the reference") {
+  const auto g = goldens();
+  const auto ck = Checkpoint::open(dir);
+  const auto cfg = HunyuanImage3Config::load(dir);
+  using L = Layout<OnCpu>;
+  run_ranks<L>([&](auto& rank) {
+    const auto m = HunyuanImage3Transformer<Ctx<L>>::load(ck, cfg, rank);
+    const auto x = g.read("step0_latents_in");
+    for (int b = 0; b < 2; ++b) {
+      CAPTURE(b);
+      const auto s = sequence(g, b);
+      CHECK(rel_err(m.embed(s, x, 1000.0f), row(g.read("step0_inputs_embeds"), b)) < 1e-5);
+      const float ts[] = {1000.0f};
+      CHECK(rel_err(m.time_embed(ts), row(g.read("step0_time_embed_out"), b)) < 1e-5);
+      CHECK(rel_err(m.time_embed_2(ts), row(g.read("step0_time_embed_2_out"), b)) < 1e-5);
+      std::vector<MoeLoad> load;
+      const auto v = m.velocity(rank, s, x, 1000.0f, &load);
+      CHECK(rel_err(v, g.read(b == 0 ? "step0_v_cond" : "step0_v_uncond")) < 1e-4);
+      CHECK(load.size() == 3);
+      CHECK(load[0].tokens.empty());      // dense layer
+      CHECK(load[1].tokens.size() == 8);  // 36 tokens x top-2
+      std::int64_t n = 0;
+      for (auto c : load[1].tokens) n += c;
+      CHECK(n == 72);
+    }
+    return Tensor<float>();
+  });
+}
+
+TEST_CASE("HunyuanImage-3.0: 2-step CFG sampling equals the reference (each step and the final latents)") {
+  const auto g = goldens();
+  const auto y = sample<Layout<OnCpu>>()[0];
+  CHECK(rel_err(y, g.read("final_latents")) < 1e-4);
+  MESSAGE("final latents rel err ", rel_err(y, g.read("final_latents")));
+}
+
+TEST_CASE("HunyuanImage-3.0 VAE decode equals the reference: every frame of the 3-D decoder, the image") {
+  const auto g = goldens();
+  const auto ck = Checkpoint::open(dir);
+  const auto vae = hunyuan_image3::VaeDecoder3d::load(ck, JsonConfig::load(dir / "config.json").sub("vae"));
+  const auto frames = vae.decode_frames(g.read("final_latents"));
+  REQUIRE(frames.size() == 4);  // T 1 → 4
+  const auto all = g.read("vae_decoder_out_all_frames");  // (1, 3, 4, 48, 80)
+  const std::int64_t n = 48 * 80;
+  for (std::int64_t t = 0; t < 4; ++t) {
+    CAPTURE(t);
+    Tensor<float> want({1, 3, 48, 80});
+    for (std::int64_t c = 0; c < 3; ++c) std::copy_n(all.data() + (c * 4 + t) * n, n, want.data() + c * n);
+    CHECK(rel_err(frames[std::size_t(t)], want) < 1e-4);
+  }
+  CHECK(rel_err(frames.back(), g.read("image")) < 1e-4);
+  CHECK(rel_err(vae.decode(g.read("final_latents")), g.read("image_01")) < 1e-4);
+}
+
+TEST_CASE_TEMPLATE("HunyuanImage-3.0 on every layout equals serial", L, Layout<TP<2>, OnCpu>, Layout<CFG<2>, OnCpu>,
+                   Layout<TP<2>, EP<2>, OnCpu>, Layout<Ulysses<2>, EP<2>, OnCpu>, Layout<Ring<2>, OnCpu>,
+                   Layout<TP<2>, CFG<2>, EP<4>, OnCpu>) {
+  const auto serial = sample<Layout<OnCpu>>()[0];
+  for (auto& y : sample<L>()) CHECK(rel_err(y, serial) < 1e-5);
+}
+
+TEST_CASE("HunyuanImage-3.0: bad input is a clear error") {
+  const auto g = goldens();
+  auto s = sequence(g, 0);
+  s.ids[3] = 5000;
+  const auto ck = Checkpoint::open(dir);
+  const auto cfg = HunyuanImage3Config::load(dir);
+  using L = Layout<OnCpu>;
+  CHECK_THROWS_WITH_AS(run_ranks<L>([&](auto& rank) {
+                         return HunyuanImage3Transformer<Ctx<L>>::load(ck, cfg, rank).velocity(rank, s, g.read("step0_latents_in"), 1000.0f);
+                       }),
+                       doctest::Contains("token 5000 at 3 is outside the vocabulary [0, 200)"), Error);
+  using T4 = Layout<TP<4>, OnCpu>;
+  CHECK_THROWS_WITH_AS(run_ranks<T4>([&](auto& rank) { return HunyuanImage3Transformer<Ctx<T4>>::load(ck, cfg, rank), Tensor<float>(); }),
+                       doctest::Contains("num_key_value_heads (2) must be divisible by tp (4)"), Error);
+  using C2 = Layout<CFG<2>, OnCpu>;
+  CHECK_THROWS_WITH_AS(run_ranks<C2>([&](auto& rank) {
+                         const auto m = HunyuanImage3Transformer<Ctx<C2>>::load(ck, cfg, rank);
+                         return hunyuan_denoise(rank, m, s, s, g.read("step0_latents_in"), {.steps = 1, .guidance = 1.0f});
+                       }),
+                       doctest::Contains("CFG<2> needs guidance > 1"), Error);
+}
