@@ -7,7 +7,7 @@
 #include "../layers/harness.hpp"
 #include "pdiff/io/checkpoint.hpp"
 #include "pdiff/models/hunyuan_image3/sampler.hpp"
-#include "pdiff/models/hunyuan_image3/vae.hpp"
+#include "pdiff/models/hunyuan_image3/pipeline.hpp"
 
 using namespace pdiff;
 using namespace pdiff::test;
@@ -152,4 +152,41 @@ TEST_CASE("HunyuanImage-3.0: bad input is a clear error") {
                          return hunyuan_denoise(rank, m, s, s, g.read("step0_latents_in"), {.steps = 1, .guidance = 1.0f});
                        }),
                        doctest::Contains("CFG<2> needs guidance > 1"), Error);
+}
+
+TEST_CASE("HunyuanImage3Pipeline on the tiny folder: tokens, ratio, sampling and image equal the reference") {
+  const auto g = goldens();
+  const auto init = g.read("step0_latents_in");
+  auto run = [&](auto layout) {
+    using L = decltype(layout);
+    std::vector<Tensor<float>> latents(L::world_size);
+    auto images = run_ranks<L>([&](auto& rank) {
+      const auto pipe = HunyuanImage3Pipeline<L>::load(rank, dir);
+      const HunyuanRequest q{.prompt = "a red fox, snow", .width = 80, .height = 48, .steps = 2, .guidance = 5.0f,
+                             .latents = &init, .progress = false};
+      const auto p = pipe.prepare(q);
+      CHECK(p.cond.ids == sequence(g, 0).ids);  // the reference's input_ids, both rows
+      CHECK(p.uncond.ids == sequence(g, 1).ids);
+      CHECK(p.width == 80);
+      CHECK(p.height == 48);
+      auto r = pipe.generate(rank, q);
+      latents[std::size_t(rank.index)] = r.latents;
+      return r.image;
+    });
+    return std::pair{latents, images};
+  };
+  const auto [lat, img] = run(Layout<OnCpu>{});
+  CHECK(rel_err(lat[0], g.read("final_latents")) < 1e-4);
+  CHECK(rel_err(img[0], g.read("image_01")) < 1e-4);
+  const auto [lat4, img4] = run(Layout<TP<2>, CFG<2>, EP<4>, OnCpu>{});
+  for (std::size_t i = 0; i < 4; ++i) {
+    CHECK(rel_err(lat4[i], lat[0]) < 1e-5);
+    CHECK(rel_err(img4[i], img[0]) < 1e-5);
+  }
+  // the ratio table of the reference's ResolutionGroup(1024): 33 sizes, 1:1 at index 16
+  const HunyuanResolutions r1024(1024);
+  CHECK(r1024.hw.size() == 33);
+  CHECK(r1024.hw[16] == std::pair<std::int64_t, std::int64_t>{1024, 1024});
+  CHECK(r1024.hw[0] == std::pair<std::int64_t, std::int64_t>{512, 2048});
+  CHECK(r1024.nearest(1280, 768) == r1024.nearest(1290, 770));
 }
