@@ -12,19 +12,15 @@
 // 16384, steps 1..10000, a seed is non-negative, --vae-tile 2..4096 with --vae tiled only, and the
 // output's folder must be writable, so a bad command line never costs a model load or a whole run.
 #include <CLI/CLI.hpp>
-#include <fcntl.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
 #include <mutex>
 #include <optional>
 
 #include "pdiff/models/flux2/flux2.hpp"
 #include "pdiff/models/flux2/plan.hpp"
 #include "pdiff/parallel/launch.hpp"
+#include "cli_common.hpp"
 
 using namespace pdiff;
 
@@ -71,24 +67,7 @@ void check_args(const Args& a) {
               a.vae_mode, ")");
   PDIFF_CHECK(a.vae_tile == 0 || (a.vae_tile >= 2 && a.vae_tile <= max_vae_tile), "--vae-tile ", a.vae_tile,
               " must be between 2 and ", max_vae_tile, " latent pixels (0 or absent: the VAE config's)");
-  namespace fs = std::filesystem;
-  const fs::path out(a.out);
-  const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
-  PDIFF_CHECK(!a.out.empty() && !fs::is_directory(out), "-o '", a.out, "' must name a file");
-  PDIFF_CHECK(fs::is_directory(dir), "-o '", a.out, "': the folder '", dir.string(), "' does not exist");
-  // try it (access() says yes to root even on a read-only file system); a probe file is removed again.
-  // Under mpirun every process checks at once: a file another one just created counts as existing.
-  int fd = ::open(out.c_str(), O_WRONLY);
-  bool created = false;
-  if (fd < 0 && errno == ENOENT) {
-    fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
-    created = fd >= 0;
-    if (fd < 0 && errno == EEXIST) fd = ::open(out.c_str(), O_WRONLY);
-  }
-  const int err = errno;
-  if (fd >= 0) ::close(fd);
-  if (created) ::unlink(out.c_str());
-  PDIFF_CHECK(fd >= 0, "-o '", a.out, "' is not writable: ", std::strerror(err));
+  cli::check_output(a.out);
 }
 }  // namespace
 
@@ -156,14 +135,9 @@ int main(int argc, char** argv) {
       if (rank.is_root()) load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
       const double loaded = double(Mem::thread_peak_bytes()) - base;
       auto r = pipe.generate(rank, q);
-      // every rank's figures reach the root, threads or processes alike, through the world communicator
-      // (a tensor on the layout's backend, since a device communicator takes device buffers)
-      Tensor<float> mine({2});
-      mine(0) = float(loaded), mine(1) = float(double(Mem::thread_peak_bytes()) - base);
-      const auto all = to<OnCpu>(all_gather(rank.world, to<typename L::backend>(mine), 0));
+      const auto all = cli::gather_pairs<L>(rank, loaded, double(Mem::thread_peak_bytes()) - base);
       if (rank.is_root()) {
-        for (std::size_t i = 0; i < std::size_t(L::world_size); ++i)
-          load_peak[i] = all(std::int64_t(2 * i)), run_peak[i] = all(std::int64_t(2 * i + 1));
+        for (std::size_t i = 0; i < std::size_t(L::world_size); ++i) load_peak[i] = all[2 * i], run_peak[i] = all[2 * i + 1];
         std::lock_guard lock(mu);
         result = std::move(r);
       }

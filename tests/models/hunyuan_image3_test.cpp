@@ -8,6 +8,7 @@
 #include "pdiff/io/checkpoint.hpp"
 #include "pdiff/models/hunyuan_image3/sampler.hpp"
 #include "pdiff/models/hunyuan_image3/pipeline.hpp"
+#include "pdiff/models/hunyuan_image3/plan.hpp"
 
 using namespace pdiff;
 using namespace pdiff::test;
@@ -189,4 +190,19 @@ TEST_CASE("HunyuanImage3Pipeline on the tiny folder: tokens, ratio, sampling and
   CHECK(r1024.hw[16] == std::pair<std::int64_t, std::int64_t>{1024, 1024});
   CHECK(r1024.hw[0] == std::pair<std::int64_t, std::int64_t>{512, 2048});
   CHECK(r1024.nearest(1280, 768) == r1024.nearest(1290, 770));
+}
+
+TEST_CASE("HunyuanImage-3.0 plan: the released model is ~80B parameters; EP<8> over TP<4> x CFG<2> fits 80 GiB") {
+  const auto c = hunyuan_image3_released();
+  const auto serial = hunyuan_image3_param_plan(c, 1, 1);
+  const double billions = double(serial.sharded + serial.replicated) / 1e9;
+  CHECK(billions > 79.0);
+  CHECK(billions < 85.0);
+  const auto ep8 = hunyuan_image3_param_plan(c, 4, 8), tp2ep2 = hunyuan_image3_param_plan(c, 2, 2);
+  CHECK(ep8.gib(2) < 80.0);        // bf16 per rank
+  CHECK(tp2ep2.gib(2) > 0.9 * 80.0);  // 2 GPUs cannot hold it with room for activations
+  CHECK(ep8.sharded * 8 < serial.sharded * 2);
+  MESSAGE("released HunyuanImage-3.0, bf16 GiB per rank: serial ", serial.gib(2), ", TP<2>xEP<2> ", tp2ep2.gib(2),
+          ", TP<4>xCFG<2>xEP<8> ", ep8.gib(2));
+  CHECK_THROWS_WITH_AS(hunyuan_image3_param_plan(c, 1, 3), doctest::Contains("64 experts over EP<3>"), Error);
 }

@@ -1,0 +1,53 @@
+// examples/cli_common.hpp — command-line checks the example binaries share: the output file must be
+// writable before any model is loaded (a bad -o never costs a whole run).
+#pragma once
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <string>
+
+#include <vector>
+
+#include "pdiff/comm/tensor_collectives.hpp"
+#include "pdiff/core/error.hpp"
+
+namespace pdiff::cli {
+
+// `out` names a file in an existing folder and can be written (tried: access() says yes to root even on
+// a read-only file system; a probe file is removed again). Under mpirun every process checks at once: a
+// file another one just created counts as existing.
+inline void check_output(const std::string& out) {
+  namespace fs = std::filesystem;
+  const fs::path p(out);
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  PDIFF_CHECK(!out.empty() && !fs::is_directory(p), "-o '", out, "' must name a file");
+  PDIFF_CHECK(fs::is_directory(dir), "-o '", out, "': the folder '", dir.string(), "' does not exist");
+  int fd = ::open(p.c_str(), O_WRONLY);
+  bool created = false;
+  if (fd < 0 && errno == ENOENT) {
+    fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    created = fd >= 0;
+    if (fd < 0 && errno == EEXIST) fd = ::open(p.c_str(), O_WRONLY);
+  }
+  const int err = errno;
+  if (fd >= 0) ::close(fd);
+  if (created) ::unlink(p.c_str());
+  PDIFF_CHECK(fd >= 0, "-o '", out, "' is not writable: ", std::strerror(err));
+}
+
+// Two figures of every rank (e.g. peak memory while loading and while running) on every rank, threads
+// or processes alike, through the world communicator (on the layout's backend: a device communicator
+// takes device buffers). Result: {a0, b0, a1, b1, ...}.
+template <class L, class R>
+std::vector<double> gather_pairs(R& rank, double a, double b) {
+  Tensor<float> mine({2});
+  mine(0) = float(a), mine(1) = float(b);
+  const auto all = to<OnCpu>(all_gather(rank.world, to<typename L::backend>(mine), 0));
+  return std::vector<double>(all.data(), all.data() + all.numel());
+}
+
+}  // namespace pdiff::cli

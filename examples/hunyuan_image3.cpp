@@ -1,0 +1,132 @@
+// hunyuan_image3 — HunyuanImage-3.0 text-to-image from the official model folder (config.json,
+// model*.safetensors, tokenizer.json), with the parallel layout fixed at compile time
+// (PDIFF_HUNYUAN_LAYOUT; one binary per layout: hunyuan_image3, hunyuan_image3_tp2_ep2,
+// hunyuan_image3_ulysses2_ep2, ...). Ranks are threads on the CPU (one process per rank under
+// mpirun). Prints a progress bar over the denoising steps and a summary: time per phase and each
+// rank's peak memory.
+//   hunyuan_image3 --model DIR --prompt "a red fox in the snow" -o fox.png [--width W --height H]
+//                  [--steps N] [--guidance G] [--shift S] [--seed S]
+//   hunyuan_image3 --plan     per-rank parameter memory of the released model (80B, 64 experts top-8)
+//                             for the common layouts, bf16
+// The size is snapped to the nearest of the model's 33 aspect ratios (as the reference does). Every
+// argument is checked before anything is loaded.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <mutex>
+
+#include "cli_common.hpp"
+#include "pdiff/io/image.hpp"
+#include "pdiff/models/hunyuan_image3/pipeline.hpp"
+#include "pdiff/models/hunyuan_image3/plan.hpp"
+#include "pdiff/parallel/launch.hpp"
+
+using namespace pdiff;
+
+#ifndef PDIFF_HUNYUAN_LAYOUT
+#define PDIFF_HUNYUAN_LAYOUT OnCpu
+#endif
+using L = Layout<PDIFF_HUNYUAN_LAYOUT>;
+
+namespace {
+void print_plan() {
+  const auto c = hunyuan_image3_released();
+  std::printf("HunyuanImage-3.0 (released: %lld layers, %lld experts top-%lld, hidden %lld), bf16 parameters per rank:\n",
+              (long long)c.num_hidden_layers, (long long)c.num_experts, (long long)c.moe_topk[0], (long long)c.hidden_size);
+  const double total = double(hunyuan_image3_param_plan(c, 1, 1).sharded + hunyuan_image3_param_plan(c, 1, 1).replicated);
+  std::printf("  %.1fB parameters in all; 'fits' leaves 10%% of an 80 GiB GPU for activations\n", total / 1e9);
+  struct Row {
+    const char* layout;
+    int tp, ep, gpus;
+  };
+  for (auto r : {Row{"serial", 1, 1, 1}, Row{"TP<2> x EP<2>", 2, 2, 2}, Row{"TP<4> x EP<4>", 4, 4, 4},
+                 Row{"TP<8> x EP<8>", 8, 8, 8}, Row{"TP<4> x CFG<2>, EP<8>", 4, 8, 8}, Row{"Ulysses<2> x EP<2>", 1, 2, 2}}) {
+    const double g = hunyuan_image3_param_plan(c, r.tp, r.ep).gib(2);
+    std::printf("  %-24s %8.1f GiB per rank  %s on %d x 80 GiB\n", r.layout, g, g < 80.0 * 0.9 ? "fits" : "does not fit",
+                r.gpus);
+  }
+  std::printf("  (this binary: tp %d, ep %d: %.1f GiB per rank)\n", L::tp, L::ep,
+              hunyuan_image3_param_plan(c, L::tp, L::ep).gib(2));
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"hunyuan_image3: HunyuanImage-3.0 text-to-image on a compile-time parallel layout"};
+  std::string model, prompt, out = "hunyuan_image3.png";
+  std::int64_t width = 1024, height = 1024;
+  int steps = 50;
+  float guidance = 5.0f, shift = 3.0f;
+  std::uint64_t seed = 0;
+  bool plan = false;
+  app.add_option("--model", model, "HunyuanImage-3.0 folder (config.json, model*.safetensors, tokenizer.json)");
+  app.add_option("--prompt", prompt, "text prompt");
+  app.add_option("--width", width, "image width (snapped to the nearest supported aspect ratio)");
+  app.add_option("--height", height, "image height");
+  app.add_option("--steps", steps, "denoising steps (1..10000)");
+  app.add_option("--guidance", guidance, "CFG scale (> 1: CFG with the <cfg> branch; the CFG<2> binaries need it)");
+  app.add_option("--shift", shift, "flow shift of the sigma schedule");
+  app.add_option("--seed", seed, "noise seed, >= 0 (Philox: the same image on every layout)")
+      ->check([](const std::string& v) {  // CLI11 would read -1 as 2^64 - 1
+        return !v.empty() && v[0] == '-' ? "must be a non-negative integer, not " + v : std::string();
+      });
+  app.add_option("-o,--output", out, "output PNG");
+  app.add_flag("--plan", plan, "print per-rank parameter memory of the released model and exit");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (plan) {
+      print_plan();
+      return 0;
+    }
+    PDIFF_CHECK(!model.empty(), "--model DIR is required (a HunyuanImage-3.0 folder)");
+    PDIFF_CHECK(!prompt.empty(), "--prompt TEXT is required");
+    PDIFF_CHECK(width >= 16 && width <= 8192 && height >= 16 && height <= 8192, "--width ", width, " / --height ", height,
+                " must be between 16 and 8192");
+    PDIFF_CHECK(steps >= 1 && steps <= 10000, "--steps ", steps, " must be between 1 and 10000");
+    PDIFF_CHECK(shift > 0.0f, "--shift ", shift, " must be positive");
+    PDIFF_CHECK(L::cfg == 1 || guidance > 1.0f, "this binary runs CFG<", L::cfg, ">: --guidance must be > 1 (got ",
+                guidance, ")");
+    cli::check_output(out);
+    const HunyuanRequest q{.prompt = prompt, .width = width, .height = height, .steps = steps, .guidance = guidance,
+                           .flow_shift = shift, .seed = seed};
+    std::vector<double> peaks;
+    HunyuanResult result;
+    std::mutex mu;
+    double load_s = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    using Mem = memory<typename L::backend>;
+    launch<L>({}, [&](auto& rank) {
+      Mem::reset_thread_peak();
+      const double base = double(Mem::thread_live_bytes());
+      const auto t = std::chrono::steady_clock::now();
+      const auto pipe = HunyuanImage3Pipeline<L>::load(rank, model);
+      if (rank.is_root()) load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+      const double loaded = double(Mem::thread_peak_bytes()) - base;
+      auto r = pipe.generate(rank, q);
+      const auto all = cli::gather_pairs<L>(rank, loaded, double(Mem::thread_peak_bytes()) - base);
+      if (rank.is_root()) {
+        std::lock_guard lock(mu);
+        peaks = all;
+        result = std::move(r);
+      }
+    });
+    if (result.image.empty()) return 0;  // not the root process (mpirun)
+    Tensor<float> signed_img(result.image.shape());
+    for (std::int64_t i = 0; i < signed_img.numel(); ++i) signed_img(i) = result.image(i) * 2.0f - 1.0f;
+    write_png(out, tensor_to_image(signed_img));
+    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("hunyuan_image3: %lldx%lld, %d steps, layout tp %d x ulysses %d x ring %d x cfg %d, ep %d, %d rank%s\n",
+                (long long)result.width, (long long)result.height, steps, L::tp, L::ulysses, L::ring, L::cfg, L::ep,
+                L::world_size, L::world_size > 1 ? "s" : "");
+    std::printf("  load %.2f s | denoise %.2f s (%.3f s/step) | decode %.2f s | total %.2f s\n", load_s,
+                result.denoise_s, result.denoise_s / steps, result.decode_s, total);
+    for (int r = 0; r < L::world_size; ++r)
+      std::printf("  rank %d: peak memory %.1f MiB (%.1f MiB while loading)\n", r, peaks[std::size_t(2 * r + 1)] / 1048576.0,
+                  peaks[std::size_t(2 * r)] / 1048576.0);
+    std::printf("wrote %s\n", out.c_str());
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "hunyuan_image3: %s\n", e.what());
+    return 2;
+  }
+}
