@@ -3,8 +3,8 @@
 # header parser, config.json of every model family, PNG/JPEG) for a bounded time each, from the committed
 # seed corpora in tests/fuzz/corpus/<target>/.
 # Usage: scripts/fuzz.sh [--ci] [--install] [--merge] [seconds per target, default 60]
-#   --ci       what .ci/run calls: installs clang + libFuzzer when missing, runs two targets at a time
-#              (JOBS), prints executions per target, exits non-zero on any finding
+#   --ci       what .ci/run calls (the same as --install): every run prints the executions per target and
+#              exits non-zero on any finding; targets run two at a time (JOBS), 4 × 60 s take 2 minutes
 #   --install  apt-get install clang + libclang-rt-<clang's version>-dev when clang++ cannot link -fsanitize=fuzzer
 #   --merge    after the run, adds the inputs that reach new code to tests/fuzz/corpus/ (libFuzzer -merge=1
 #              on edges only, -use_counters=0, each input cut to 1 KiB: about 100-200 inputs and 50-150 KiB
@@ -14,11 +14,11 @@
 # paths printed, and make the script exit non-zero; reproduce one with: $PDIFF_FUZZ_DIR/fuzz_<target> <file>.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/deps.sh  # Eigen, nlohmann-json, stb, cmake, ninja
 install=0 merge=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --ci) install=1 ;;
-    --install) install=1 ;;
+    --ci | --install) install=1 ;;
     --merge) merge=1 ;;
     *) break ;;
   esac
