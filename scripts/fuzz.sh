@@ -78,7 +78,9 @@ for i in "${!targets[@]}"; do
     status=1
     echo "fuzz_$t: FINDING (exit $rc) — log $log"
     grep -E "ERROR|SUMMARY|runtime error|property failed|uncaught|terminate" "$log" | head -5 || true
-    sed -n "s/.*Test unit written to \(.*\)/  input: \1 (reproduce: $dir\/fuzz_$t \1)/p" "$log"
+    grep -o "Test unit written to .*" "$log" | while read -r _ _ _ _ f; do
+      echo "  input: $f (reproduce: $dir/fuzz_$t $f)"
+    done
   fi
 done
 

@@ -2,7 +2,8 @@
 // the pixels of a good PNG, and a pdiff::Error naming the source for anything else — a JPEG whose
 // Huffman table counts more than 256 codes (overran the table in the Debian stb_image 2.27; caught by
 // fuzz_image under ASan/UBSan, so this test runs in scripts/sanitize.sh too), a format other than
-// PNG/JPEG, a truncated file, a missing file.
+// PNG/JPEG, a truncated file, a missing file. A PNG whose first IDAT chunk is empty (legal) decodes;
+// stb_image 2.30 passed a null buffer to memcpy for it (UBSan, fuzz_image).
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -45,6 +46,21 @@ TEST_CASE("read_image: a PNG written by write_png reads back pixel for pixel") {
   CHECK(back.pixels == img.pixels);
   CHECK(decode_image(file_bytes(path), "mem").pixels == img.pixels);
   std::filesystem::remove(path);
+}
+
+TEST_CASE("decode_image: a PNG whose first IDAT chunk is empty decodes like the same PNG without it") {
+  Image img;
+  img.width = 4;
+  img.height = 2;
+  for (int i = 0; i < 4 * 2 * 3; ++i) img.pixels.push_back(std::uint8_t(255 - i * 9));
+  const auto path = std::filesystem::temp_directory_path() / "pdiff_image_test_idat.png";
+  write_png(path.string(), img);
+  auto bytes = file_bytes(path);
+  std::filesystem::remove(path);
+  // after the signature (8 bytes) and IHDR (4 length + 4 type + 13 data + 4 CRC): length 0, "IDAT", CRC
+  const std::vector<std::uint8_t> empty_idat = {0, 0, 0, 0, 'I', 'D', 'A', 'T', 0x35, 0xAF, 0x06, 0x1E};
+  bytes.insert(bytes.begin() + 8 + 25, empty_idat.begin(), empty_idat.end());
+  CHECK(decode_image(bytes, "empty_idat.png").pixels == img.pixels);
 }
 
 TEST_CASE("decode_image: a JPEG Huffman table of more than 256 codes is an error, not an overrun") {

@@ -10,8 +10,9 @@
 // | tensor_to_image(x)               | (1, C, H, W) in [−1, 1] → bytes, clamped (C = 1 or 3)      |
 // The decoder is stb_image 2.30 kept in io/detail/ (upstream nothings/stb 013ac3b, 2024-05-31), PNG and
 // JPEG only: the Debian snapshot (2.27) overruns a Huffman table on a JPEG whose DHT segment counts more
-// than 256 codes, and misses later fixes found by fuzzing (tests/fuzz/fuzz_image.cpp). Only the
-// writer, which sees pdiff's own pixels, comes from the system's stb.
+// than 256 codes, and misses later fixes found by fuzzing (tests/fuzz/fuzz_image.cpp). One local change,
+// marked "pdiff:" in stbi__getn: a read of 0 bytes returns before memcpy (an empty first IDAT chunk passed
+// a null buffer). Only the writer, which sees pdiff's own pixels, comes from the system's stb.
 #pragma once
 
 #include <cstdint>

@@ -1665,6 +1665,9 @@ static void stbi__skip(stbi__context *s, int n)
 #else
 static int stbi__getn(stbi__context *s, stbi_uc *buffer, int n)
 {
+   // pdiff: an empty first IDAT chunk reads 0 bytes into a buffer not yet allocated, and memcpy(NULL, p, 0)
+   // is undefined behaviour (UBSan, found by tests/fuzz/fuzz_image.cpp)
+   if (n == 0) return 1;
    if (s->io.read) {
       int blen = (int) (s->img_buffer_end - s->img_buffer);
       if (blen < n) {
