@@ -103,3 +103,29 @@ TEST_CASE("Flux2Config: axes_dims_rope summed without overflow, sizes positive")
   CHECK_THROWS_WITH_AS(flux(R"({"num_attention_heads": 0})"), Contains("sizes must be positive"), Error);
   CHECK_THROWS_WITH_AS(flux(R"({"mlp_ratio": 1e300})"), Contains("(at most 64)"), Error);
 }
+
+// fuzz_config: out_channels 35555555555555554 overflowed flux2_param_plan's D · out_channels (UBSan)
+TEST_CASE("Flux2Config, MistralConfig: sizes are bounded so the plans' products fit in int64") {
+  auto flux = [](const std::string& body) { return Flux2Config::from(JsonConfig::parse(body, "transformer.json")); };
+  CHECK_THROWS_WITH_AS(flux(R"({"out_channels": 35555555555555554})"),
+                       Contains("Flux2Config transformer.json: out_channels (35555555555555554) must be at most 1048576"),
+                       Error);
+  CHECK_THROWS_WITH_AS(flux(R"({"num_layers": 4097})"), Contains("layer counts (4097, 48) must be at most 4096"), Error);
+  CHECK_THROWS_WITH_AS(flux(R"({"num_attention_heads": 16384})"),
+                       Contains("inner_dim = num_attention_heads × attention_head_dim (16384 × 128) must be at most"),
+                       Error);
+  CHECK(flux(R"({"num_attention_heads": 8192, "joint_attention_dim": 1048576, "num_layers": 4096})").inner_dim() ==
+        Flux2Config::max_size);
+  auto mistral = [](const std::string& extra) {
+    return MistralConfig::from(JsonConfig::parse(std::string(mistral_ok) + extra + "}", "mistral.json"));
+  };
+  CHECK_THROWS_WITH_AS(mistral(R"(, "vocab_size": 4611686018427387904)"),
+                       Contains("MistralConfig mistral.json: vocab_size (4611686018427387904) must be at most 16777216"),
+                       Error);
+  CHECK_THROWS_WITH_AS(mistral(R"(, "intermediate_size": 1048577)"), Contains("intermediate_size (1048577) must be at most"),
+                       Error);
+  CHECK_THROWS_WITH_AS(mistral(R"(, "num_hidden_layers": 5000)"), Contains("num_hidden_layers (5000) must be at most 4096"),
+                       Error);
+  CHECK_THROWS_WITH_AS(mistral(R"(, "head_dim": 1048576)"),
+                       Contains("num_attention_heads × head_dim (4 × 1048576) must be at most 1048576"), Error);
+}

@@ -4,12 +4,22 @@
 // | function                         | result                                                     |
 // |----------------------------------|------------------------------------------------------------|
 // | read_image(path)                 | Image{width, height, channels = 3, RGB bytes}; a clear error naming the file otherwise |
+// | decode_image(bytes, what)        | the same from a PNG/JPEG already in memory (read_image reads the file, then calls it) |
 // | write_png(path, image)           | writes the file; a clear error when it cannot              |
 // | image_to_tensor(img)             | (1, 3, H, W) floats in [−1, 1] (the VAE's input range)     |
 // | tensor_to_image(x)               | (1, C, H, W) in [−1, 1] → bytes, clamped (C = 1 or 3)      |
+// The decoder is stb_image 2.30 kept in io/detail/ (upstream nothings/stb 013ac3b, 2024-05-31), PNG and
+// JPEG only: the Debian snapshot (2.27) overruns a Huffman table on a JPEG whose DHT segment counts more
+// than 256 codes, and misses later fixes found by fuzzing (tests/fuzz/fuzz_image.cpp). One local change,
+// marked "pdiff:" in stbi__getn: a read of 0 bytes returns before memcpy (an empty first IDAT chunk passed
+// a null buffer). Only the writer, which sees pdiff's own pixels, comes from the system's stb.
 #pragma once
 
 #include <cstdint>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -20,6 +30,8 @@
 #define PDIFF_STB_DEFINED
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #if defined(__GNUC__)
@@ -28,7 +40,7 @@
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #pragma GCC diagnostic ignored "-Wsign-compare"
 #endif
-#include <stb/stb_image.h>
+#include "pdiff/io/detail/stb_image.h"
 #include <stb/stb_image_write.h>
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop
@@ -42,14 +54,26 @@ struct Image {
   std::vector<std::uint8_t> pixels;  // row-major, interleaved channels
 };
 
-inline Image read_image(const std::string& path) {
+// `what` names the source in errors (a file name for read_image).
+inline Image decode_image(std::span<const std::uint8_t> bytes, const std::string& what) {
   Image img;
   int c = 0;
-  stbi_uc* p = stbi_load(path.c_str(), &img.width, &img.height, &c, 3);
-  PDIFF_CHECK(p, "read_image: cannot read '", path, "': ", stbi_failure_reason() ? stbi_failure_reason() : "unknown");
+  // stb takes an int length: a longer buffer would be read as a shorter (or negative) one
+  PDIFF_CHECK(bytes.size() <= std::size_t(std::numeric_limits<int>::max()), "read_image: cannot read '", what, "': ",
+              bytes.size(), " bytes is more than stb_image reads (2 GiB)");
+  stbi_uc* p = stbi_load_from_memory(bytes.data(), int(bytes.size()), &img.width, &img.height, &c, 3);
+  PDIFF_CHECK(p, "read_image: cannot read '", what, "': ", stbi_failure_reason() ? stbi_failure_reason() : "unknown");
   img.pixels.assign(p, p + std::size_t(img.width) * std::size_t(img.height) * 3);
   stbi_image_free(p);
   return img;
+}
+
+inline Image read_image(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  PDIFF_CHECK(in, "read_image: cannot read '", path, "': cannot open the file");
+  const std::vector<std::uint8_t> bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  PDIFF_CHECK(!in.bad(), "read_image: cannot read '", path, "': read error");
+  return decode_image(bytes, path);
 }
 
 inline void write_png(const std::string& path, const Image& img) {

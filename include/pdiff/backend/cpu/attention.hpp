@@ -48,7 +48,8 @@ inline CpuTensor attention(const CpuTensor& q, const CpuTensor& k, const CpuTens
         for (std::int64_t i = 0; i < nq; ++i) {
           float* row = scores.data() + i * Sk;
           const std::int64_t qi = q0 + i;
-          auto keep = [&](std::int64_t j) {
+          // named copies: clang before 16 cannot capture structured bindings (the fuzz build uses clang 14)
+          auto keep = [&, Sq = Sq, Sk = Sk, mask_batched = mask_batched](std::int64_t j) {
             if (a.causal && a.k_offset + j > a.q_offset + qi) return false;
             if (a.key_mask && !(*a.key_mask)(b * Sk + j)) return false;
             if (a.mask && !(*a.mask)((mask_batched ? b * Sq * Sk : 0) + qi * Sk + j)) return false;

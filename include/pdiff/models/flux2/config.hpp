@@ -9,6 +9,8 @@
 // | joint_attention_dim         | 15360  | 7680     | 12288    |
 // | guidance_embeds             | true   | false    | false    |
 // Others: patch_size 1, in_channels 128, mlp_ratio 3, axes_dims_rope (32,32,32,32), rope_theta 2000, eps 1e-6.
+// Bounds: every size and inner_dim (heads × head_dim) at most 2^20, layer counts at most 4096, so every
+// product the model and its plan form (at most ~2^62 elements) fits in int64 — real models are far below.
 #pragma once
 
 #include <filesystem>
@@ -19,6 +21,7 @@
 namespace pdiff {
 
 struct Flux2Config {
+  static constexpr std::int64_t max_size = std::int64_t(1) << 20, max_layers = 4096;
   std::int64_t patch_size = 1, in_channels = 128, out_channels = 128, num_layers = 8, num_single_layers = 48;
   std::int64_t attention_head_dim = 128, num_attention_heads = 48, joint_attention_dim = 15360;
   std::int64_t timestep_guidance_channels = 256;
@@ -56,6 +59,17 @@ struct Flux2Config {
                 f.num_attention_heads, ", joint_attention_dim ", f.joint_attention_dim, ", timestep_guidance_channels ",
                 f.timestep_guidance_channels, ", mlp_ratio ", f.mlp_ratio, " (at most 64); layer counts ", f.num_layers, ", ",
                 f.num_single_layers, ")");
+    // the plan multiplies size by size by layer count: bounded here, before inner_dim() multiplies
+    for (auto [name, v] : {std::pair{"in_channels", f.in_channels}, {"out_channels", f.out_channels},
+                           {"attention_head_dim", f.attention_head_dim}, {"num_attention_heads", f.num_attention_heads},
+                           {"joint_attention_dim", f.joint_attention_dim},
+                           {"timestep_guidance_channels", f.timestep_guidance_channels}})
+      PDIFF_CHECK(v <= max_size, "Flux2Config ", c.where(), ": ", name, " (", v, ") must be at most ", max_size);
+    PDIFF_CHECK(f.num_layers <= max_layers && f.num_single_layers <= max_layers, "Flux2Config ", c.where(),
+                ": layer counts (", f.num_layers, ", ", f.num_single_layers, ") must be at most ", max_layers);
+    PDIFF_CHECK(f.num_attention_heads * f.attention_head_dim <= max_size, "Flux2Config ", c.where(),
+                ": inner_dim = num_attention_heads × attention_head_dim (", f.num_attention_heads, " × ",
+                f.attention_head_dim, ") must be at most ", max_size);
     // each axis is positive and even (RoPE rotates pairs); summed in int64, one axis at a time, so no overflow
     std::int64_t rope_dims = 0;
     for (int d : f.axes_dims_rope) {

@@ -9,7 +9,9 @@
 // | model_type "qwen3"               | the top level; qk_norm on; sliding_window only when use_sliding_window; attention_bias must be false |
 // rope_scaling: none or {"rope_type": "default"} or {"type"/"rope_type": "linear", "factor"}; any other
 // type is a clear error (never an uninitialised table). sliding_window must be null or ≥ the longest
-// sequence used (checked at run time). Every size is checked before anything divides by it; the JSON
+// sequence used (checked at run time). Sizes are bounded — vocab_size at most 2^24, the other sizes and
+// num_attention_heads × head_dim at most 2^20, layers at most 4096 — so the plan's products fit in int64.
+// Every size is checked before anything divides by it; the JSON
 // tree is shared, never copied (JsonConfig), so a deeply nested file costs no recursion.
 #pragma once
 
@@ -21,6 +23,7 @@
 namespace pdiff {
 
 struct MistralConfig {
+  static constexpr std::int64_t max_size = std::int64_t(1) << 20, max_vocab = std::int64_t(1) << 24, max_layers = 4096;
   std::int64_t vocab_size = 0, hidden_size = 0, intermediate_size = 0, num_hidden_layers = 0;
   std::int64_t num_attention_heads = 0, num_key_value_heads = 0, head_dim = 0, max_position_embeddings = 0;
   double rope_theta = 10000.0, rope_linear_factor = 1.0;
@@ -79,6 +82,16 @@ struct MistralConfig {
                 num_attention_heads, ", head_dim ", head_dim, ", vocab_size ", vocab_size, ")");
     PDIFF_CHECK(num_key_value_heads > 0, "MistralConfig ", where, ": num_key_value_heads (", num_key_value_heads,
                 ") must be positive");
+    // mistral_param_plan multiplies size by size by layer count: bounded before anything multiplies
+    for (auto [name, v] : {std::pair{"hidden_size", hidden_size}, {"intermediate_size", intermediate_size},
+                           {"num_attention_heads", num_attention_heads}, {"head_dim", head_dim}})
+      PDIFF_CHECK(v <= max_size, "MistralConfig ", where, ": ", name, " (", v, ") must be at most ", max_size);
+    PDIFF_CHECK(vocab_size <= max_vocab, "MistralConfig ", where, ": vocab_size (", vocab_size, ") must be at most ",
+                max_vocab);
+    PDIFF_CHECK(num_hidden_layers <= max_layers, "MistralConfig ", where, ": num_hidden_layers (", num_hidden_layers,
+                ") must be at most ", max_layers);
+    PDIFF_CHECK(num_attention_heads * head_dim <= max_size, "MistralConfig ", where,
+                ": num_attention_heads × head_dim (", num_attention_heads, " × ", head_dim, ") must be at most ", max_size);
     PDIFF_CHECK(num_attention_heads % num_key_value_heads == 0, "MistralConfig ", where, ": num_attention_heads (",
                 num_attention_heads, ") must be a multiple of num_key_value_heads (", num_key_value_heads, ")");
     PDIFF_CHECK(head_dim % 2 == 0, "MistralConfig ", where, ": head_dim (", head_dim, ") must be even for RoPE");
