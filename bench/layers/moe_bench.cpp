@@ -1,8 +1,9 @@
 // MoE layer time per layout on CPU thread ranks (HunyuanImage-3.0's layer at a reduced size: hidden
 // 1024, 16 experts top-4, intermediate 512, one shared expert, 2048 tokens), with the bytes rank 0
 // sent and the expert load. Counters: bytes_per_rank (all_to_all on the EP group + all_reduce on TP),
-// a2a_formula_bytes (dispatch + combine: 2 · (token choices sent to other ranks) · hidden · 4 bytes,
-// counted from the routing; expected ≈ tokens_local·k·(N−1)/N·hidden·4·2 for a balanced router),
+// a2a_formula_bytes (dispatch: rank 0's token choices of other ranks' experts, combine: the other ranks'
+// choices of rank 0's experts, each hidden·4 bytes, plus the counts — from the routing; ≈
+// 2·tokens_local·k·(N−1)/N·hidden·4 for a balanced router),
 // load_max_over_mean, gflops (routed + shared + router FLOPs / s).
 #include <benchmark/benchmark.h>
 
@@ -67,12 +68,24 @@ void BM_moe(benchmark::State& st) {
         if constexpr (L::ep > 1) t += rank.ep.stats().all_to_all;
         sent0 = t;
         if constexpr (MoE<C>::dispatch) {
-          // rank 0's share of its tokens and the choices whose expert lives elsewhere
-          const auto r = moe.route(xl);
-          const std::int64_t n = r.tokens(), t1 = n / L::tp, per_rank = E / L::ep;
-          std::int64_t remote = 0;
-          for (std::int64_t i = 0; i < t1 * K; ++i) remote += r.expert[std::size_t(i)] / per_rank != 0;
-          a2a_formula = 2.0 * double(remote) * D * 4;
+          // dispatch: rank 0's choices whose expert lives elsewhere; combine: the other ranks' choices
+          // of rank 0's experts (their results go back); plus one int64 count per remote expert
+          const std::int64_t per_rank = E / L::ep;
+          std::int64_t away = 0, home = 0;
+          for (int q = 0; q < L::ep; ++q) {
+            struct At {
+              int index;
+            };
+            const SpChunk cq = sp_chunk<L>(At{q}, S);
+            const auto r = moe.route(narrow(x, 1, cq.begin, cq.size()));
+            const std::int64_t n = r.tokens(), tq = L::coords(q).tp, t0 = n * tq / L::tp, t1 = n * (tq + 1) / L::tp;
+            for (std::int64_t i = t0 * K; i < t1 * K; ++i) {
+              const bool mine = r.expert[std::size_t(i)] / per_rank == 0;
+              if (q == 0 && !mine) ++away;
+              if (q != 0 && mine) ++home;
+            }
+          }
+          a2a_formula = double(away + home) * D * 4 + double((L::ep - 1) * per_rank * 8);
         }
       }
     });

@@ -52,6 +52,7 @@
 #include "pdiff/layers/kv_cache.hpp"
 #include "pdiff/layers/merged_column_parallel.hpp"
 #include "pdiff/layers/mlp.hpp"
+#include "pdiff/layers/moe.hpp"
 #include "pdiff/layers/norm.hpp"
 #include "pdiff/layers/qkv_parallel.hpp"
 #include "pdiff/layers/replicated.hpp"
