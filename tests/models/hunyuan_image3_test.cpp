@@ -50,6 +50,9 @@ std::vector<Tensor<float>> sample() {
 }
 }  // namespace
 
+// The model type composes policies in any order, like Flux2<...>.
+static_assert(std::is_same_v<HunyuanImage3<EP<8>, TP<4>, CFG<2>, OnCpu>::layout, Layout<TP<4>, CFG<2>, EP<8>, OnCpu>>);
+
 TEST_CASE("HunyuanImage-3.0: config, sequence layout, RoPE table and mask as the reference") {
   const auto cfg = HunyuanImage3Config::load(dir);
   CHECK(cfg.num_hidden_layers == 3);

@@ -16,6 +16,7 @@ namespace pdiff {
 
 template <class L>
 struct Flux2Model : Flux2Pipeline<L> {
+  static_assert(L::ep == 1, "Flux2: FLUX.2 has no experts: EP<N> applies to MoE models (HunyuanImage3<..., EP<N>>)");
   using layout = L;
   template <class R>
   static Flux2Model load(R& rank, const std::filesystem::path& dir, const Flux2LoadOptions& opts = {}) {

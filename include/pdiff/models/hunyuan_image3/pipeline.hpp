@@ -78,6 +78,7 @@ struct HunyuanResult {
 template <class L, class T = default_value_t<typename L::backend>>
 class HunyuanImage3Pipeline {
  public:
+  using layout = L;
   using C = Ctx<L, T>;
   HunyuanImage3Config cfg;
   HunyuanImage3Transformer<C> model;
@@ -169,5 +170,9 @@ class HunyuanImage3Pipeline {
     return out;
   }
 };
+
+// HunyuanImage3<TP<4>, CFG<2>, EP<8>>: the pipeline on the layout of policies Ps, in any order.
+template <class... Ps>
+using HunyuanImage3 = HunyuanImage3Pipeline<Layout<Ps...>>;
 
 }  // namespace pdiff
