@@ -39,6 +39,11 @@ inline void check_output(const std::string& out) {
   PDIFF_CHECK(fd >= 0, "-o '", out, "' is not writable: ", std::strerror(err));
 }
 
+// A CLI11 check for unsigned options: CLI11 would read -1 as 2^64 − 1.
+inline std::string non_negative(const std::string& v) {
+  return !v.empty() && v[0] == '-' ? "must be a non-negative integer, not " + v : std::string();
+}
+
 // Two figures of every rank (e.g. peak memory while loading and while running) on every rank, threads
 // or processes alike, through the world communicator (on the layout's backend: a device communicator
 // takes device buffers). Result: {a0, b0, a1, b1, ...}.

@@ -90,9 +90,7 @@ int main(int argc, char** argv) {
   app.add_option("--guidance", guidance, "guidance scale: embedded (FLUX.2-dev) or true CFG (FLUX.2-klein base, > 1)");
   app.add_option("--negative-prompt", negative_prompt, "negative prompt of true CFG (klein base; default \"\")");
   app.add_option("--seed", seed, "noise seed, >= 0 (Philox: the same image on every layout and backend)")
-      ->check([](const std::string& v) {  // CLI11 would read -1 as 2^64 - 1
-        return !v.empty() && v[0] == '-' ? "must be a non-negative integer, not " + v : std::string();
-      });
+      ->check(cli::non_negative);
   app.add_option("--vae", vae_mode, "VAE decode/encode split: whole, tiled, patch (tiled/patch use the VaePatch ranks)")
       ->check(CLI::IsMember({"whole", "tiled", "patch"}));
   app.add_option("--vae-tile", vae_tile, "tiled mode: tile size in latent pixels (default: the VAE config's)");

@@ -66,9 +66,7 @@ int main(int argc, char** argv) {
   app.add_option("--guidance", guidance, "CFG scale (> 1: CFG with the <cfg> branch; the CFG<2> binaries need it)");
   app.add_option("--shift", shift, "flow shift of the sigma schedule");
   app.add_option("--seed", seed, "noise seed, >= 0 (Philox: the same image on every layout)")
-      ->check([](const std::string& v) {  // CLI11 would read -1 as 2^64 - 1
-        return !v.empty() && v[0] == '-' ? "must be a non-negative integer, not " + v : std::string();
-      });
+      ->check(cli::non_negative);
   app.add_option("-o,--output", out, "output PNG");
   app.add_flag("--plan", plan, "print per-rank parameter memory of the released model and exit");
   CLI11_PARSE(app, argc, argv);
