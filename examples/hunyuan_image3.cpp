@@ -1,9 +1,9 @@
 // hunyuan_image3 — HunyuanImage-3.0 text-to-image from the official model folder (config.json,
 // model*.safetensors, tokenizer.json), with the parallel layout fixed at compile time
 // (PDIFF_HUNYUAN_LAYOUT; one binary per layout: hunyuan_image3_tp2_ep2, hunyuan_image3_ulysses2_ep2;
-// add "hunyuan_image3|OnCpu" to examples/CMakeLists.txt for a serial one). Ranks are threads on the CPU (one process per rank under
-// mpirun). Prints a progress bar over the denoising steps and a summary: time per phase and each
-// rank's peak memory.
+// add "hunyuan_image3|OnCpu" to examples/CMakeLists.txt for a serial one). Ranks are threads on the
+// CPU (one process per rank under mpirun). Prints a progress bar over the denoising steps and a
+// summary: time per phase and each rank's peak memory.
 //   hunyuan_image3_tp2_ep2 --model DIR --prompt "a red fox in the snow" -o fox.png [--width W --height H]
 //                  [--steps N] [--guidance G] [--shift S] [--seed S]
 //   hunyuan_image3_tp2_ep2 --plan     per-rank parameter memory of the released model (80B, 64 experts top-8)
