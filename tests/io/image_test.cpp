@@ -80,3 +80,24 @@ TEST_CASE("decode_image: only PNG and JPEG; truncated or empty input is an error
   CHECK_THROWS_WITH_AS(read_image("/nonexistent/pdiff.png"),
                        Contains("read_image: cannot read '/nonexistent/pdiff.png': cannot open the file"), Error);
 }
+
+TEST_CASE("decode_image: an image larger than the pixel limit is refused from its header, before decoding") {
+  Image img;
+  img.width = 2;
+  img.height = 2;
+  img.pixels.assign(2 * 2 * 3, 200);
+  const auto path = std::filesystem::temp_directory_path() / "pdiff_image_limit_test.png";
+  write_png(path.string(), img);
+  auto bytes = file_bytes(path);
+  std::filesystem::remove(path);
+  CHECK(decode_image(bytes, "small.png", 4).pixels == img.pixels);
+  CHECK_THROWS_WITH_AS(decode_image(bytes, "small.png", 3),
+                       Contains("read_image: cannot read 'small.png': a 2x2 image is more than the 3 pixels"), Error);
+  // the same few bytes declaring 16384 x 16384 in IHDR (width at byte 16, height at byte 20, big-endian):
+  // stb_image would allocate and fill 768 MiB from them
+  for (int at : {16, 20}) {
+    bytes[at + 0] = 0, bytes[at + 1] = 0, bytes[at + 2] = 0x40, bytes[at + 3] = 0;
+  }
+  CHECK_THROWS_WITH_AS(decode_image(bytes, "huge.png"),
+                       Contains("a 16384x16384 image is more than the 134217728 pixels pdiff reads"), Error);
+}

@@ -5,6 +5,7 @@
 // |----------------------------------|------------------------------------------------------------|
 // | read_image(path)                 | Image{width, height, channels = 3, RGB bytes}; a clear error naming the file otherwise |
 // | decode_image(bytes, what)        | the same from a PNG/JPEG already in memory (read_image reads the file, then calls it) |
+// | kMaxImagePixels                  | the largest width·height read_image/decode_image accept (an optional argument lowers it) |
 // | write_png(path, image)           | writes the file; a clear error when it cannot              |
 // | image_to_tensor(img)             | (1, 3, H, W) floats in [−1, 1] (the VAE's input range)     |
 // | tensor_to_image(x)               | (1, C, H, W) in [−1, 1] → bytes, clamped (C = 1 or 3)      |
@@ -54,15 +55,34 @@ struct Image {
   std::vector<std::uint8_t> pixels;  // row-major, interleaved channels
 };
 
+// 128 Mpixels (e.g. 16384 x 8192, 384 MiB of RGB bytes): far above any model's resolution. The size is read
+// from the header before decoding, because a few KiB of PNG or JPEG can declare an image of gigabytes that
+// the decoder would then fill (fuzzing found such a file taking 24 s).
+inline constexpr std::int64_t kMaxImagePixels = std::int64_t(1) << 27;
+
 // `what` names the source in errors (a file name for read_image).
-inline Image decode_image(std::span<const std::uint8_t> bytes, const std::string& what) {
+inline Image decode_image(std::span<const std::uint8_t> bytes, const std::string& what,
+                          std::int64_t max_pixels = kMaxImagePixels) {
   Image img;
   int c = 0;
   // stb takes an int length: a longer buffer would be read as a shorter (or negative) one
   PDIFF_CHECK(bytes.size() <= std::size_t(std::numeric_limits<int>::max()), "read_image: cannot read '", what, "': ",
               bytes.size(), " bytes is more than stb_image reads (2 GiB)");
+  const auto check_size = [&] {
+    PDIFF_CHECK(std::int64_t(img.width) * img.height <= max_pixels, "read_image: cannot read '", what, "': a ",
+                img.width, "x", img.height, " image is more than the ", max_pixels, " pixels pdiff reads");
+  };
+  // a header stbi_info cannot read goes to the decoder anyway, whose failure reason is the precise one
+  // ("bad DHT header" where stbi_info, trying every format in turn, ends with "unknown image type")
+  if (stbi_info_from_memory(bytes.data(), int(bytes.size()), &img.width, &img.height, &c)) check_size();
   stbi_uc* p = stbi_load_from_memory(bytes.data(), int(bytes.size()), &img.width, &img.height, &c, 3);
   PDIFF_CHECK(p, "read_image: cannot read '", what, "': ", stbi_failure_reason() ? stbi_failure_reason() : "unknown");
+  try {
+    check_size();
+  } catch (...) {
+    stbi_image_free(p);
+    throw;
+  }
   img.pixels.assign(p, p + std::size_t(img.width) * std::size_t(img.height) * 3);
   stbi_image_free(p);
   return img;
