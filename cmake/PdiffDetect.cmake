@@ -6,6 +6,7 @@ include_guard(GLOBAL)
 set(PDIFF_WITH_CUDA OFF)
 set(PDIFF_WITH_NCCL OFF)
 set(PDIFF_WITH_MPI OFF)
+set(PDIFF_WITH_OPENBLAS OFF)
 
 if(NOT DEFINED PDIFF_ENABLE_CUDA OR PDIFF_ENABLE_CUDA)
   find_package(CUDAToolkit QUIET)
@@ -29,7 +30,19 @@ if(NOT DEFINED PDIFF_ENABLE_MPI OR PDIFF_ENABLE_MPI)
   endif()
 endif()
 
-message(STATUS "pdiff: CUDA=${PDIFF_WITH_CUDA} NCCL=${PDIFF_WITH_NCCL} MPI=${PDIFF_WITH_MPI}")
+# OpenBLAS for the CPU backend's GEMM (backend/cpu/blas.hpp; Eigen's GEMM otherwise). Debian's
+# libopenblas-dev puts cblas.h next to openblas_config.h under an include/<arch>/openblas-* folder.
+if(NOT DEFINED PDIFF_ENABLE_OPENBLAS OR PDIFF_ENABLE_OPENBLAS)
+  find_path(PDIFF_OPENBLAS_INCLUDE_DIR openblas_config.h
+            PATH_SUFFIXES openblas openblas-pthread openblas-openmp openblas-serial
+                          x86_64-linux-gnu/openblas-pthread aarch64-linux-gnu/openblas-pthread)
+  find_library(PDIFF_OPENBLAS_LIBRARY NAMES openblas)
+  if(PDIFF_OPENBLAS_INCLUDE_DIR AND PDIFF_OPENBLAS_LIBRARY AND EXISTS "${PDIFF_OPENBLAS_INCLUDE_DIR}/cblas.h")
+    set(PDIFF_WITH_OPENBLAS ON)
+  endif()
+endif()
+
+message(STATUS "pdiff: CUDA=${PDIFF_WITH_CUDA} NCCL=${PDIFF_WITH_NCCL} MPI=${PDIFF_WITH_MPI} OpenBLAS=${PDIFF_WITH_OPENBLAS}")
 
 # pdiff_link_optional(<target> [BUILD]): attaches the detected optional parts. With BUILD the
 # links are wrapped in $<BUILD_INTERFACE:...> so install(EXPORT) does not carry them; the installed
@@ -56,6 +69,11 @@ function(pdiff_link_optional target)
   if(PDIFF_WITH_MPI)
     list(APPEND defs PDIFF_WITH_MPI=1)
     list(APPEND libs MPI::MPI_CXX)
+  endif()
+  if(PDIFF_WITH_OPENBLAS)
+    list(APPEND defs PDIFF_WITH_OPENBLAS=1)
+    list(APPEND incs ${PDIFF_OPENBLAS_INCLUDE_DIR})
+    list(APPEND libs ${PDIFF_OPENBLAS_LIBRARY})
   endif()
   foreach(d IN LISTS defs)
     target_compile_definitions(${target} INTERFACE "${a}${d}${b}")

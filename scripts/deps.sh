@@ -3,7 +3,7 @@
 # nothing already installed is touched). Sourced by scripts/test.sh and scripts/demo.sh.
 set -euo pipefail
 pkgs=(cmake ninja-build ccache g++ libeigen3-dev doctest-dev libbenchmark-dev nlohmann-json3-dev libstb-dev
-      libcli11-dev libopenmpi-dev openmpi-bin)
+      libcli11-dev libopenmpi-dev openmpi-bin libopenblas-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

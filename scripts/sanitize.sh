@@ -8,7 +8,8 @@
 #         components kept loaded and the slow unwinder, so their frames have names the file can match.
 #   tsan  build-tsan: -fsanitize=thread, the tests that run ranks as threads (ThreadComm, launch, the
 #         parallel attention layer with TP/Ulysses/Ring collectives); MPI is off there, OpenMPI is not
-#         ThreadSanitizer-clean.
+#         ThreadSanitizer-clean, and so is OpenBLAS (uninstrumented threads): this build takes the Eigen
+#         GEMM path, which the ASan build (OpenBLAS) does not.
 # Not covered, to keep CI near 10 minutes on 2 cores (each costs 50-130 s of compile under ASan): the
 # tokenizer and safetensors parsers run under ASan + UBSan in scripts/fuzz.sh instead of test_tokenizer;
 # test_cfg, test_layers_attention (TSan only), test_layers_linear, test_vae_patch, test_mpi_launch,
@@ -73,7 +74,7 @@ for p in "${parts[@]}"; do
   case "$p" in
     asan) sanitize asan "${PDIFF_ASAN_DIR:-build-asan}" "-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
             "" "${asan_tests[@]}" "${asan_mpi_tests[@]}" ;;
-    tsan) sanitize tsan "${PDIFF_TSAN_DIR:-build-tsan}" "-fsanitize=thread" "-DPDIFF_ENABLE_MPI=OFF" "${tsan_tests[@]}" ;;
+    tsan) sanitize tsan "${PDIFF_TSAN_DIR:-build-tsan}" "-fsanitize=thread" "-DPDIFF_ENABLE_MPI=OFF -DPDIFF_ENABLE_OPENBLAS=OFF" "${tsan_tests[@]}" ;;
     *) echo "sanitize.sh: unknown part '$p' (asan, tsan)" >&2; exit 2 ;;
   esac
 done

@@ -1,9 +1,14 @@
-// CPU GEMM through pdiff's backend vs Eigen called directly, on the same buffers.
-// The target: pdiff / Eigen time ratio ≤ 1/0.95 (throughput ratio ≥ 0.95). Both run in
-// one process, interleaved per size, so machine noise hits them alike.
+// CPU GEMM through pdiff's backend vs Eigen called directly, on the same buffers, and vs OpenBLAS's
+// cblas_sgemm called directly when the build uses it (pdiff's overhead over the library: ratio ≥ 0.95).
+// Shapes: small linear layers, and FLUX.2-architecture ones at head dim 128 (hidden 1536 = 12×128,
+// 1280 tokens; the MLP's 6144). pdiff runs with 1 GEMM thread (as each of 2 ranks on 2 cores) and, for
+// the largest, with every core (a single-rank run); Eigen's product is single-threaded.
 #include <benchmark/benchmark.h>
 
 #include <Eigen/Core>
+#include <array>
+#include <string>
+#include <thread>
 
 #include "pdiff/backend/cpu/gemm.hpp"
 #include "pdiff/core/philox.hpp"
@@ -23,16 +28,39 @@ void set_flops(benchmark::State& st, double m, double n, double k) {
 }
 
 // Linear-layer shape: y (M, N) = x (M, K) · Wᵀ, W (N, K).
+// range(3): GEMM threads (0: every core)
 void BM_pdiff_gemm(benchmark::State& st) {
   std::int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+  const int threads = st.range(3) > 0 ? int(st.range(3)) : int(std::thread::hardware_concurrency());
   auto x = random({m, k}, 1), w = random({n, k}, 2);
   Tensor<float> y({m, n});
+  const int before = cpu_gemm_threads();
+  set_cpu_gemm_threads(threads);
   for (auto _ : st) {
     gemm(x, w, y, {.trans_b = true});
     benchmark::DoNotOptimize(y.data());
   }
+  set_cpu_gemm_threads(before);
+  set_flops(st, double(m), double(n), double(k));
+  st.SetLabel(std::string(cpu_gemm_is_openblas ? "openblas, " + std::to_string(threads) + " thread(s)" : "eigen, 1 thread"));
+}
+
+#if defined(PDIFF_WITH_OPENBLAS)
+void BM_openblas_gemm(benchmark::State& st) {
+  std::int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+  auto x = random({m, k}, 1), w = random({n, k}, 2);
+  Tensor<float> y({m, n});
+  const int before = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+  for (auto _ : st) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(m), blasint(n), blasint(k), 1.0f, x.data(),
+                blasint(k), w.data(), blasint(k), 0.0f, y.data(), blasint(n));
+    benchmark::DoNotOptimize(y.data());
+  }
+  openblas_set_num_threads(before);
   set_flops(st, double(m), double(n), double(k));
 }
+#endif
 
 void BM_eigen_gemm(benchmark::State& st) {
   std::int64_t m = st.range(0), n = st.range(1), k = st.range(2);
@@ -76,14 +104,22 @@ void BM_eigen_gemm_batched(benchmark::State& st) {
   set_flops(st, double(b * s), double(s), double(d));
 }
 
+constexpr std::array<std::array<long, 3>, 5> kLinear = {
+    {{64, 512, 512}, {256, 1024, 1024}, {512, 2048, 1024}, {1280, 1536, 1536}, {1280, 6144, 1536}}};
 void linear_sizes(benchmark::internal::Benchmark* b) {
-  for (auto [m, n, k] : {std::array<long, 3>{64, 512, 512}, {256, 1024, 1024}, {512, 2048, 1024}})
-    b->Args({m, n, k});
+  for (auto [m, n, k] : kLinear) b->Args({m, n, k});
+}
+void linear_sizes_threads(benchmark::internal::Benchmark* b) {
+  for (auto [m, n, k] : kLinear) b->Args({m, n, k, 1});
+  b->Args({1280, 6144, 1536, 0});
 }
 }  // namespace
 
-BENCHMARK(BM_pdiff_gemm)->Apply(linear_sizes)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_pdiff_gemm)->Apply(linear_sizes_threads)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_eigen_gemm)->Apply(linear_sizes)->Unit(benchmark::kMicrosecond);
+#if defined(PDIFF_WITH_OPENBLAS)
+BENCHMARK(BM_openblas_gemm)->Apply(linear_sizes)->Unit(benchmark::kMicrosecond);
+#endif
 BENCHMARK(BM_pdiff_gemm_batched)->Args({8, 256, 64})->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_eigen_gemm_batched)->Args({8, 256, 64})->Unit(benchmark::kMicrosecond);
 BENCHMARK_MAIN();

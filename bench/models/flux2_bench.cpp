@@ -2,12 +2,17 @@
 // FLUX.2-dev's embedded-guidance pipeline). The model folder comes from PDIFF_FLUX2_BENCH_DIR (made by
 // tools/flux2_bench_reference.py: 8 heads x 64, 2 double + 4 single blocks; scripts/bench_flux2.sh
 // runs both and prints pdiff's time against diffusers on PyTorch-CPU); without it the committed tiny
-// dev transformer is used. Inputs: 256 image tokens, 64 text tokens (as the reference side).
+// dev transformer is used. Inputs as the reference side: the folder's bench_inputs.txt (image grid side,
+// text tokens; the "real" config: 32x32 = 1024 and 256), else 256 image tokens and 64 text tokens.
+// PDIFF_FLUX2_BENCH_STEPS (default 5) timed steps per layout; PDIFF_CPU_THREADS sets the GEMM threads per
+// rank (default 1).
 #include <benchmark/benchmark.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <utility>
 
 #include "pdiff/models/flux2/latents.hpp"
 #include "pdiff/models/flux2/transformer.hpp"
@@ -21,17 +26,28 @@ fs::path model_dir() {
   if (const char* d = std::getenv("PDIFF_FLUX2_BENCH_DIR")) return fs::path(d) / "transformer";
   return fs::path(PDIFF_SOURCE_DIR) / "tests/golden/flux2_tiny/dev/transformer";
 }
+// {image grid side, text tokens}
+std::pair<std::int64_t, std::int64_t> bench_inputs() {
+  std::int64_t side = 16, txt = 64;
+  if (std::ifstream f{model_dir().parent_path() / "bench_inputs.txt"}) f >> side >> txt;
+  return {side, txt};
+}
+int bench_steps() {
+  const char* e = std::getenv("PDIFF_FLUX2_BENCH_STEPS");
+  return e && std::atoi(e) > 0 ? std::atoi(e) : 5;
+}
 
 template <class L>
 void BM_flux2_step(benchmark::State& st) {
   const auto dir = model_dir();
   const auto cfg = Flux2Config::load(dir);
   const auto ck = Checkpoint::open(dir);
-  const std::int64_t img = 256, txt = 64;
+  const auto [side, txt] = bench_inputs();
+  const std::int64_t img = side * side;
   Tensor<float> x({1, img, cfg.in_channels}), ctx({1, txt, cfg.joint_attention_dim});
   Philox{1, 0}.fill_normal(x.span());
   Philox{2, 0}.fill_normal(ctx.span());
-  const auto img_ids = flux2::latent_ids(16, 16), txt_ids = flux2::text_ids(txt);
+  const auto img_ids = flux2::latent_ids(side, side), txt_ids = flux2::text_ids(txt);
   const float t[] = {0.5f}, g[] = {4.0f};
   double per_step = 0;
   for (auto _ : st) {
@@ -41,7 +57,7 @@ void BM_flux2_step(benchmark::State& st) {
       model.forward(rank, x, ctx, t, gs, img_ids, txt_ids);  // warm-up
       rank.world.barrier();
       const auto t0 = std::chrono::steady_clock::now();
-      const int steps = 5;
+      const int steps = bench_steps();
       for (int i = 0; i < steps; ++i) benchmark::DoNotOptimize(model.forward(rank, x, ctx, t, gs, img_ids, txt_ids).data());
       rank.world.barrier();
       if (rank.is_root()) per_step = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / steps;
@@ -50,6 +66,8 @@ void BM_flux2_step(benchmark::State& st) {
   }
   st.counters["seconds_per_step"] = per_step;
   st.counters["ranks"] = L::world_size;
+  st.counters["image_tokens"] = double(img);
+  st.counters["gemm_threads_per_rank"] = cpu_gemm_is_openblas ? cpu_threads_per_rank() : 1;
 }
 }  // namespace
 

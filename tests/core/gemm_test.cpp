@@ -1,7 +1,9 @@
 // CPU gemm against a naive triple loop: every transpose, batching, a broadcast weight, alpha/beta.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "pdiff/backend/cpu/gemm.hpp"
 #include "pdiff/core/philox.hpp"
@@ -88,4 +90,47 @@ TEST_CASE("gemm: shape errors are clear") {
   CHECK_THROWS_WITH_AS(gemm(a, b2, c2), doctest::Contains("must end in (4, 7)"), Error);
   Tensor<float> a3({2, 4, 5}), c3({3, 4, 7});
   CHECK_THROWS_WITH_AS(gemm(a3, b2, c3), doctest::Contains("batch sizes"), Error);
+}
+
+// attention and conv2d call the raw GEMM on strided views (one head of (S, H, D) rows; a band of output
+// rows inside (O, Ho·Wo)): every transpose with leading dimensions wider than the operands.
+TEST_CASE("sgemm_rm: leading dimensions wider than the operands, every transpose, alpha and beta") {
+  const std::int64_t m = 7, n = 5, k = 9, pad = 3;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      const std::int64_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+      const std::int64_t lda = ac + pad, ldb = bc + 2 * pad, ldc = n + pad;
+      auto a = random({ar, lda}, 11), b = random({br, ldb}, 12), c = random({m, ldc}, 13);
+      const auto c0 = c.clone();
+      detail::sgemm_rm(ta, tb, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, 2.0f, c.data(), ldc);
+      for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t j = 0; j < ldc; ++j) {
+          if (j >= n) {  // outside the view: untouched
+            CHECK(c(i * ldc + j) == c0(i * ldc + j));
+            continue;
+          }
+          double s = 0;
+          for (std::int64_t x = 0; x < k; ++x)
+            s += double(ta ? a(x * lda + i) : a(i * lda + x)) * double(tb ? b(j * ldb + x) : b(x * ldb + j));
+          CHECK(c(i * ldc + j) == doctest::Approx(0.5 * s + 2.0 * c0(i * ldc + j)).epsilon(1e-5));
+        }
+    }
+}
+
+TEST_CASE("cpu GEMM threads: PDIFF_CPU_THREADS when it is a positive number, else 1") {
+  ::unsetenv("PDIFF_CPU_THREADS");
+  CHECK(cpu_threads_per_rank() == 1);
+  const int before = cpu_gemm_threads();
+  ::setenv("PDIFF_CPU_THREADS", "3", 1);
+  CHECK(cpu_threads_per_rank() == 3);
+  {
+    const CpuThreadsForRanks scope;
+    CHECK(cpu_gemm_threads() == (cpu_gemm_is_openblas ? 3 : 1));
+  }
+  CHECK(cpu_gemm_threads() == before);
+  for (const char* bad : {"0", "-2", "two", "3x", ""}) {
+    ::setenv("PDIFF_CPU_THREADS", bad, 1);
+    CHECK(cpu_threads_per_rank() == 1);
+  }
+  ::unsetenv("PDIFF_CPU_THREADS");
 }

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <vector>
 
 #include "pdiff/comm/thread_comm.hpp"
 #include "pdiff/parallel/launch.hpp"
@@ -69,4 +71,19 @@ TEST_CASE("launch: a world size other than the layout's is a clear error") {
   CHECK_THROWS_WITH_AS(launch<L>({.mode = Launch::threads, .world_size = 3}, [](auto&) {}),
                        doctest::Contains("world size 3 requested but the layout needs 4 ranks (tp 2 x ulysses 1 x ring 1 x cfg 2 x dp 1)"),
                        Error);
+}
+
+TEST_CASE("launch: every rank's CPU GEMMs use PDIFF_CPU_THREADS threads (1 by default); the count comes back after") {
+  const int before = cpu_gemm_threads();
+  for (const char* env : {(const char*)nullptr, "2"}) {
+    if (env) ::setenv("PDIFF_CPU_THREADS", env, 1);
+    else ::unsetenv("PDIFF_CPU_THREADS");
+    std::vector<int> seen(4);
+    launch<Layout<TP<2>, CFG<2>, OnCpu>>({.mode = Launch::threads},
+                                         [&](auto& rank) { seen[std::size_t(rank.index)] = cpu_gemm_threads(); });
+    const int want = cpu_gemm_is_openblas && env ? 2 : 1;
+    for (int t : seen) CHECK(t == want);
+    CHECK(cpu_gemm_threads() == before);
+  }
+  ::unsetenv("PDIFF_CPU_THREADS");
 }

@@ -15,6 +15,7 @@
 // | read(n)                       | the whole tensor as f32 (see safetensors_dtype.hpp for which dtypes) |
 // | read_slice(n, dim, b, e)      | rows (dim 0) or columns (dim 1) [b, e) only: touches only their bytes |
 // | read_i64(n)                   | integer tensors (ids, positions), exactly                      |
+// | bytes(n)                      | the tensor's stored bytes in the mapping, as they are (no copy, not counted) |
 // | bytes_read()                  | bytes copied out of the map so far (the per-rank load figure)  |
 #pragma once
 
@@ -27,6 +28,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <span>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -109,6 +111,10 @@ class SafeTensors {
   }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   std::size_t bytes_read() const { return *bytes_read_; }
+  std::span<const std::uint8_t> bytes(const std::string& n) const {
+    const TensorInfo& t = info(n);
+    return {data_ + t.begin, t.end - t.begin};
+  }
 
   Tensor<float, OnCpu> read(const std::string& n) const {
     const TensorInfo& t = info(n);
@@ -132,12 +138,11 @@ class SafeTensors {
     float* o = out.data();
     if (dim == 0) {
       const std::int64_t row = full.stride(0);  // not numel / rows: a tensor may have 0 rows
-      for (std::int64_t i = 0; i < (e - b) * row; ++i) o[i] = st_load_float(t.code, base, std::size_t(b * row + i));
+      st_load_floats(t.code, base, std::size_t(b * row), std::size_t((e - b) * row), o);
       *bytes_read_ += std::size_t((e - b) * row) * t.elem;
     } else {
       const std::int64_t rows = full[0], cols = full[1], w = e - b;
-      for (std::int64_t r = 0; r < rows; ++r)
-        for (std::int64_t c = 0; c < w; ++c) o[r * w + c] = st_load_float(t.code, base, std::size_t(r * cols + b + c));
+      for (std::int64_t r = 0; r < rows; ++r) st_load_floats(t.code, base, std::size_t(r * cols + b), std::size_t(w), o + r * w);
       *bytes_read_ += std::size_t(rows * w) * t.elem;
     }
     return out;

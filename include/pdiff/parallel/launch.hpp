@@ -9,6 +9,8 @@
 // throws poisons the world: every other rank's pending or next collective throws within the
 // communicator timeout (LaunchOptions::comm.timeout, default 60 s), never a hang. launch() rethrows
 // the first failure (the cause, not the consequent "aborted" errors of the other ranks).
+// CPU GEMM threads (OpenBLAS builds): each rank gets PDIFF_CPU_THREADS, else 1 (backend/cpu/blas.hpp);
+// the previous count is restored when launch() returns.
 #pragma once
 
 #include <cstdlib>
@@ -18,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "pdiff/backend/cpu/blas.hpp"
 #include "pdiff/comm/communicator.hpp"
 #include "pdiff/comm/mpi_comm.hpp"
 #if defined(PDIFF_WITH_NCCL)
@@ -65,6 +68,7 @@ void launch_threads(const LaunchOptions& opts, Fn& fn) {
   using Comm = thread_comm_t<L>;
   static_assert(!std::is_void_v<Comm>, "launch: an OnCuda layout needs pdiff built with CUDA (PDIFF_WITH_CUDA)");
   std::vector<Comm> worlds = Comm::create_world(L::world_size, opts.comm);
+  const CpuThreadsForRanks gemm_threads;
   std::mutex mu;
   std::exception_ptr first;
   auto body = [&](int r) {
@@ -114,6 +118,7 @@ void launch_mpi(const LaunchOptions& opts, Fn& fn) {
   using Comm = mpi_comm_t<L>;
   static_assert(!std::is_void_v<Comm>, "launch: an OnCuda layout needs pdiff built with CUDA (PDIFF_WITH_CUDA)");
   MpiComm mpi = MpiComm::world(opts.comm);
+  const CpuThreadsForRanks gemm_threads;
   PDIFF_CHECK(mpi.size() == L::world_size, "launch: mpirun started ", mpi.size(),
               " processes but the layout needs ", L::world_size, " ranks (tp ", L::tp, " x ulysses ", L::ulysses,
               " x ring ", L::ring, " x cfg ", L::cfg, " x dp ", L::dp, "); run mpirun -np ", L::world_size);

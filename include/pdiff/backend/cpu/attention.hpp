@@ -13,11 +13,11 @@
 #pragma once
 
 #include <algorithm>
-
-#include <Eigen/Core>
 #include <cmath>
 #include <limits>
+#include <vector>
 
+#include "pdiff/backend/cpu/blas.hpp"
 #include "pdiff/backend/cpu/norm.hpp"
 #include "pdiff/core/attn_args.hpp"
 
@@ -32,19 +32,17 @@ inline CpuTensor attention(const CpuTensor& q, const CpuTensor& k, const CpuTens
 
   CpuTensor out({B, Sq, H, Dv});
   if (lse) *lse = CpuTensor({B, H, Sq});
-  using RM = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using Stride = Eigen::OuterStride<>;
   constexpr std::int64_t block = 128;
-  RM scores;
+  std::vector<float> scores(std::size_t(std::min(block, Sq) * Sk));
   for (std::int64_t b = 0; b < B; ++b)
     for (std::int64_t h = 0; h < H; ++h) {
       const std::int64_t hk = h / (H / Hkv);
-      Eigen::Map<const RM, 0, Stride> K(k.data() + (b * Sk * Hkv + hk) * D, Sk, D, Stride(Hkv * D));
-      Eigen::Map<const RM, 0, Stride> V(v.data() + (b * Sk * Hkv + hk) * Dv, Sk, Dv, Stride(Hkv * Dv));
+      const float* K = k.data() + (b * Sk * Hkv + hk) * D;   // (Sk, D), row stride Hkv·D
+      const float* V = v.data() + (b * Sk * Hkv + hk) * Dv;  // (Sk, Dv), row stride Hkv·Dv
       for (std::int64_t q0 = 0; q0 < Sq; q0 += block) {
         const std::int64_t nq = std::min(block, Sq - q0);
-        Eigen::Map<const RM, 0, Stride> Q(q.data() + ((b * Sq + q0) * H + h) * D, nq, D, Stride(H * D));
-        scores.noalias() = (Q * K.transpose()) * scale;
+        const float* Q = q.data() + ((b * Sq + q0) * H + h) * D;  // (nq, D), row stride H·D
+        detail::sgemm_rm(false, true, nq, Sk, D, scale, Q, H * D, K, Hkv * D, 0.0f, scores.data(), Sk);
         for (std::int64_t i = 0; i < nq; ++i) {
           float* row = scores.data() + i * Sk;
           const std::int64_t qi = q0 + i;
@@ -72,8 +70,8 @@ inline CpuTensor attention(const CpuTensor& q, const CpuTensor& k, const CpuTens
           }
           if (lse) (*lse)((b * H + h) * Sq + qi) = mx == ninf ? ninf : mx + float(std::log(sum));
         }
-        Eigen::Map<RM, 0, Stride> O(out.data() + ((b * Sq + q0) * H + h) * Dv, nq, Dv, Stride(H * Dv));
-        O.noalias() = scores * V;
+        detail::sgemm_rm(false, false, nq, Dv, Sk, 1.0f, scores.data(), Sk, V, Hkv * Dv, 0.0f,
+                         out.data() + ((b * Sq + q0) * H + h) * Dv, H * Dv);
       }
     }
   return out;

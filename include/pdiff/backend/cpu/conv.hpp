@@ -11,9 +11,9 @@
 // allocate a 4.5 GiB column matrix: memory stays O(output) as in the reference.
 #pragma once
 
-#include <Eigen/Core>
 #include <algorithm>
 
+#include "pdiff/backend/cpu/blas.hpp"
 #include "pdiff/backend/cpu/gemm.hpp"
 #include "pdiff/backend/cpu/memory.hpp"
 #include "pdiff/core/tensor.hpp"
@@ -42,9 +42,7 @@ inline Tensor<float, OnCpu> conv2d(const Tensor<float, OnCpu>& x, const Tensor<f
   const std::int64_t Ho = (hp - kh) / a.stride + 1, Wo = (wp - kw) / a.stride + 1, K = C * kh * kw;
   Tensor<float, OnCpu> out({B, O, Ho, Wo});
 
-  using detail::RowMat;
-  using Strided = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
-  Eigen::Map<const RowMat> wm(w.data(), O, K);
+  // the weight as an (O, C·kh·kw) matrix times the input (pointwise) or its im2col band
   const bool pointwise = kh == 1 && kw == 1 && a.stride == 1 && hp == H && wp == W;
   const std::int64_t band = std::max<std::int64_t>(1, std::min(Ho, (std::int64_t(2) << 20) / std::max<std::int64_t>(1, K * Wo)));
   Tensor<float, OnCpu> col;
@@ -54,7 +52,7 @@ inline Tensor<float, OnCpu> conv2d(const Tensor<float, OnCpu>& x, const Tensor<f
     const float* xb = x.data() + bi * C * H * W;
     float* ob = out.data() + bi * O * Ho * Wo;
     if (pointwise) {
-      Eigen::Map<RowMat>(ob, O, Ho * Wo).noalias() = wm * Eigen::Map<const RowMat>(xb, C, H * W);
+      detail::sgemm_rm(false, false, O, Ho * Wo, C, 1.0f, w.data(), K, xb, H * W, 0.0f, ob, Ho * Wo);
     } else {
       for (std::int64_t y0 = 0; y0 < Ho; y0 += band) {
         const std::int64_t rows = std::min(band, Ho - y0), n = rows * Wo;
@@ -77,8 +75,7 @@ inline Tensor<float, OnCpu> conv2d(const Tensor<float, OnCpu>& x, const Tensor<f
                 }
               }
             }
-        Strided(ob + y0 * Wo, O, n, Eigen::OuterStride<>(Ho * Wo)).noalias() =
-            wm * Eigen::Map<const RowMat>(col.data(), K, n);
+        detail::sgemm_rm(false, false, O, n, K, 1.0f, w.data(), K, col.data(), n, 0.0f, ob + y0 * Wo, Ho * Wo);
       }
     }
     if (!b.empty())
