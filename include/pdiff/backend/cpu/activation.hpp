@@ -14,10 +14,11 @@
 #include <cmath>
 
 #include "pdiff/backend/cpu/norm.hpp"
+#include "pdiff/backend/cpu/vexp.hpp"
 
 namespace pdiff {
 
-inline float silu(float v) { return v / (1.0f + std::exp(-v)); }
+inline float silu(float v) { return v / (1.0f + detail::vexp(-v)); }
 
 inline CpuTensor silu(const CpuTensor& x) {
   CpuTensor o(x.shape());
