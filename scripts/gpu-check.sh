@@ -395,10 +395,22 @@ if [ -n "${PDIFF_GPU_TARGETS:-}" ]; then
 fi
 [ -n "$nccl_lib" ] && ! [[ " ${tests[*]} " == *" test_cuda_nccl_comm "* ]] && [ -z "${PDIFF_GPU_TARGETS:-}" ] &&
   die "NCCL was given but test_cuda_nccl_comm is not a target (see the 'pdiff: ... NCCL=' line above)"
+# The binaries of gpu-labelled tests outside tests/cuda (example_flux2_cuda_tp2 runs examples/flux2_cuda_tp2):
+# built with the tests, or ctest reports the test "Not Run" and the check fails on a GPU machine
+examples=()
+if [ -z "${PDIFF_GPU_TARGETS:-}" ]; then
+  # (ctest names no command for a binary not yet built, so the executable comes from its add_test line)
+  while IFS= read -r name; do
+    e=$(sed -n "s|^add_test(\[=\[$name\]=\] \"[^\"]*/examples/\([A-Za-z0-9_]*\)\".*|\1|p" \
+          "$build/examples/CTestTestfile.cmake" 2>/dev/null | head -1)
+    [ -n "$e" ] && grep -q "^examples/$e: " "$state/ninja-targets.txt" && examples+=("$e")
+  done < <("$ctest" --test-dir "$build" -N -L '^gpu$' 2>/dev/null | sed -n 's/^ *Test *#[0-9]*: //p')
+fi
 echo "${tests[*]}" >"$state/tests.txt"
 echo "${benches[*]}" >"$state/benches.txt"
 say "GPU tests: ${tests[*]}"
 say "GPU benchmarks: ${benches[*]:-none}"
+say "example binaries of GPU tests: ${examples[*]:-none}"
 if [ "$mode" = configure ]; then
   say "configure only: done"
   exit 0
@@ -407,7 +419,7 @@ fi
 # ---- build only the GPU targets ---------------------------------------------------------------------
 build_cap=400
 [ "$mode" = build ] && build_cap=7200
-run_step build "$build_cap" "$ninja" -C "$build" -j "$jobs" "${tests[@]}" "${benches[@]}" || die "the GPU build failed (see above)"
+run_step build "$build_cap" "$ninja" -C "$build" -j "$jobs" "${tests[@]}" "${examples[@]}" "${benches[@]}" || die "the GPU build failed (see above)"
 
 # No Eigen/doctest/json/stb/CLI11/benchmark header may have come from the system (ninja's dependency log).
 "$ninja" -C "$build" -t deps >"$state/ninja-deps.txt"
