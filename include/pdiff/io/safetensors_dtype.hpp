@@ -107,21 +107,25 @@ inline float st_load_float(StDtype t, const std::uint8_t* p, std::size_t i) {
     default: return std::numeric_limits<float>::quiet_NaN();
   }
 }
+namespace detail {
+// out[i] = f(element first + i of data stored as V), for i < n: one plain loop per dtype
+template <class V, class F>
+void st_convert_run(const std::uint8_t* p, std::size_t first, std::size_t n, float* out, F f) {
+  const std::uint8_t* q = p + first * sizeof(V);
+  for (std::size_t i = 0; i < n; ++i) out[i] = f(st_load<V>(q, i));
+}
+}  // namespace detail
+
 // Elements [first, first + n) of data stored as `t`, as floats into out: the dtype is resolved once per
 // run and each case is a plain loop the compiler vectorises (F32 is one memcpy, BF16 a shift), so loading
 // runs at memory speed rather than through a switch per element.
 inline void st_load_floats(StDtype t, const std::uint8_t* p, std::size_t first, std::size_t n, float* out) {
-  const auto each = [&]<class V>(auto&& f) {
-    const std::uint8_t* q = p + first * sizeof(V);
-    for (std::size_t i = 0; i < n; ++i) out[i] = f(detail::st_load<V>(q, i));
-  };
+  using detail::st_convert_run;
   switch (t) {
     case StDtype::F32: std::memcpy(out, p + first * 4, n * 4); return;
-    case StDtype::BF16:
-      each.template operator()<std::uint16_t>([](std::uint16_t b) { return std::bit_cast<float>(std::uint32_t(b) << 16); });
-      return;
-    case StDtype::F16: each.template operator()<std::uint16_t>([](std::uint16_t b) { return f16::to_float(b); }); return;
-    case StDtype::F64: each.template operator()<double>([](double v) { return float(v); }); return;
+    case StDtype::BF16: st_convert_run<std::uint16_t>(p, first, n, out, [](std::uint16_t b) { return float(bf16::from_bits(b)); }); return;
+    case StDtype::F16: st_convert_run<std::uint16_t>(p, first, n, out, [](std::uint16_t b) { return f16::to_float(b); }); return;
+    case StDtype::F64: st_convert_run<double>(p, first, n, out, [](double v) { return float(v); }); return;
     default:
       for (std::size_t i = 0; i < n; ++i) out[i] = st_load_float(t, p, first + i);
   }
