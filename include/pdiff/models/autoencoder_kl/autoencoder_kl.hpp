@@ -29,6 +29,7 @@ struct VaeRunOptions {
   static VaeRunOptions whole() { return {}; }
   static VaeRunOptions tiled(std::int64_t tile = 0) { return {VaeSplit::tiled, tile, 0}; }
   static VaeRunOptions patch(std::int64_t halo = 0) { return {VaeSplit::patch, 0, halo}; }
+  bool operator==(const VaeRunOptions&) const = default;
 };
 
 class AutoencoderKL {

@@ -8,6 +8,7 @@
 // Timesteps are passed as diffusers does (t/1000; the transformer multiplies by 1000).
 #pragma once
 
+#include <algorithm>
 #include <optional>
 #include <span>
 #include <type_traits>
@@ -23,7 +24,7 @@ namespace pdiff {
 // One guidance branch's text conditioning: embeds stay on the model's backend for every step.
 template <class C>
 struct Flux2Branch {
-  typename C::tensor embeds;     // (1, Nt, joint)
+  typename C::tensor embeds;     // (B, Nt, joint)
   Tensor<float, OnCpu> txt_ids;  // (Nt, 4)
 };
 
@@ -35,7 +36,7 @@ struct Flux2DenoiseArgs {
   ProgressBar* progress = nullptr;
 };
 
-// latents: (1, N, C) packed, updated in place; latent_ids: (N, 4). The latents and the scheduler stay
+// latents: (B, N, C) packed (B images of one size and settings, each branch's embeds (B, Nt, joint)), updated in place; latent_ids: (N, 4). The latents and the scheduler stay
 // on the host in fp32 (as diffusers keeps the sampler in fp32); each step moves x to the model's
 // backend and the prediction back — no copy at all on the CPU, ~N·C floats each way on CUDA.
 template <class C, class R>
@@ -46,14 +47,16 @@ void flux2_denoise(R& rank, const Flux2Transformer<C>& model, const FlowMatchEul
   PDIFF_CHECK(branches.size() == 1 || branches.size() == 2, "Flux2: ", branches.size(),
               " guidance branches; FLUX.2 uses 1 (embedded guidance) or 2 (true CFG)");
   PDIFF_CHECK((a.ref_tokens == nullptr) == (a.ref_ids == nullptr), "Flux2: reference tokens need their ids");
-  const std::int64_t n = latents.size(1);
+  const std::int64_t B = latents.size(0), n = latents.size(1);
+  PDIFF_CHECK(B == 1 || a.ref_tokens == nullptr, "Flux2: reference images apply to one image per forward (batch ", B, ")");
   const Tensor<float, OnCpu> ids = a.ref_ids ? cat(latent_ids, *a.ref_ids, 0) : latent_ids;
-  std::vector<float> g;
-  if (a.embedded_guidance) g.push_back(*a.embedded_guidance);
+  std::vector<float> g;  // one value per image
+  if (a.embedded_guidance) g.assign(std::size_t(B), *a.embedded_guidance);
+  std::vector<float> ts(static_cast<std::size_t>(B));
   denoise(
       sched, latents,
       [&](int i, float t, const Tensor<float, OnCpu>& x) {
-        const float ts[] = {t / 1000.0f};
+        std::fill(ts.begin(), ts.end(), t / 1000.0f);
         const auto in = to_ctx<C>(a.ref_tokens ? cat(x, *a.ref_tokens, 1) : x);
         auto preds = cfg_predict<L>(rank, int(branches.size()), [&](int b) {
           const Flux2Branch<C>& br = branches[std::size_t(b)];

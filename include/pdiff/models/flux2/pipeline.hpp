@@ -19,8 +19,10 @@
 // multiples of 16 by a centre crop (diffusers resizes then crops; equal when already a multiple).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,8 +32,10 @@
 #include "pdiff/io/text_cleanup.hpp"
 #include "pdiff/models/flux2/denoise.hpp"
 #include "pdiff/models/flux2/latents.hpp"
+#include "pdiff/models/flux2/plan.hpp"
 #include "pdiff/models/flux2/vae.hpp"
 #include "pdiff/models/mistral/text_encoder.hpp"
+#include "pdiff/parallel/dp.hpp"
 
 namespace pdiff {
 
@@ -53,9 +57,52 @@ struct Flux2Request {
 struct Flux2Result {
   Tensor<float, OnCpu> image;    // (1, 3, H, W) in [0, 1]
   Tensor<float, OnCpu> latents;  // (1, N, in_channels) final packed latents
-  double encode_s = 0, denoise_s = 0, decode_s = 0;
+  double encode_s = 0, denoise_s = 0, decode_s = 0;  // of the forward that made it (shared by its batch)
   std::string prompt;            // the prompt the image was made from (the upsampled one when asked)
+  int batch = 1;                 // images in the forward that made it
+  int dp_group = 0;              // the DP group that made it
 };
+
+// Many images per call (Flux2Pipeline::generate with a span of requests).
+struct Flux2BatchOptions {
+  int max_batch = 8;               // images per forward at most
+  std::int64_t memory_budget = 0;  // activation bytes per rank one forward may use (0: no limit): a batch
+                                   // is split to fit, an image that alone does not fit is refused first
+  bool all_ranks = true;           // results on every rank; false: on the root only (others get {})
+  bool progress = true;            // each forward's denoise bar and images done / total
+};
+
+// How a batch is divided: the same on every rank, before any work.
+struct Flux2BatchPlan {
+  std::vector<std::int64_t> width, height;        // per request, resolved (reference image / 1024 defaults)
+  std::vector<double> cost;                       // per request: tokens × steps × branches
+  std::vector<std::int64_t> activation_bytes;     // per request, per rank (an estimate)
+  std::vector<int> owner;                         // per request: its DP group
+  std::vector<double> load;                       // per DP group: Σ cost
+  std::vector<std::vector<std::size_t>> forwards; // request indices sharing one forward, group by group
+  std::vector<int> forward_group;                 // per forward: its DP group
+};
+
+// Requests for prompts × num_images_per_prompt in diffusers' order (prompt 0's images, then prompt
+// 1's, ...), each a copy of `base` with its prompt and seed: seeds[k] for image k, or base.seed + k
+// when seeds is empty.
+inline std::vector<Flux2Request> flux2_requests(const Flux2Request& base, std::span<const std::string> prompts,
+                                                int num_images_per_prompt, std::span<const std::uint64_t> seeds = {}) {
+  PDIFF_CHECK(!prompts.empty(), "Flux2: no prompt; a batch needs at least one");
+  PDIFF_CHECK(num_images_per_prompt >= 1, "Flux2: num_images_per_prompt ", num_images_per_prompt, " must be >= 1");
+  const std::size_t n = prompts.size() * std::size_t(num_images_per_prompt);
+  PDIFF_CHECK(seeds.empty() || seeds.size() == n, "Flux2: ", seeds.size(), " seeds for ", n, " images (",
+              prompts.size(), " prompts x ", num_images_per_prompt, "); give one per image or none");
+  std::vector<Flux2Request> out;
+  for (std::size_t p = 0; p < prompts.size(); ++p)
+    for (int k = 0; k < num_images_per_prompt; ++k) {
+      Flux2Request q = base;
+      q.prompt = prompts[p];
+      q.seed = seeds.empty() ? base.seed + out.size() : seeds[out.size()];
+      out.push_back(std::move(q));
+    }
+  return out;
+}
 
 // Centre crop of (1, 3, H, W) to multiples of 16.
 inline Tensor<float, OnCpu> flux2_crop16(const Tensor<float, OnCpu>& img) {
@@ -169,29 +216,191 @@ class Flux2Pipeline {
   }
 
   // (1, max_length, |text_layers|·hidden): the pipeline's prompt_embeds
+  // (1, max_length, |text_layers|·hidden): the pipeline's prompt_embeds
   template <class R>
   typename C::tensor encode_prompt(R& rank, const std::string& prompt, std::size_t max_length = 512) const {
-    const auto padded = variant == Flux2Variant::klein ? encode_flux2_klein_prompt(tokenizer, prompt, {.max_length = max_length})
-                                                      : encode_flux2_prompt(tokenizer, prompt, {.max_length = max_length});
-    const auto S = std::int64_t(padded.ids.size());
-    Tensor<std::int64_t, OnCpu> ids({1, S});
-    Tensor<std::uint8_t, OnCpu> mask({1, S});
-    for (std::int64_t i = 0; i < S; ++i) ids(i) = padded.ids[std::size_t(i)], mask(i) = std::uint8_t(padded.mask[std::size_t(i)]);
+    const std::string one[] = {prompt};
+    return encode_prompts(rank, one, max_length);
+  }
+
+  // (P, max_length, |text_layers|·hidden): P prompts through the text encoder in one batch (each row
+  // padded to max_length and masked, so a row equals its prompt encoded alone).
+  template <class R>
+  typename C::tensor encode_prompts(R& rank, std::span<const std::string> prompts, std::size_t max_length = 512) const {
+    PDIFF_CHECK(!prompts.empty(), "Flux2Pipeline: no prompt to encode");
+    const auto P = std::int64_t(prompts.size());
+    Tensor<std::int64_t, OnCpu> ids;
+    Tensor<std::uint8_t, OnCpu> mask;
+    for (std::int64_t p = 0; p < P; ++p) {
+      const auto& text = prompts[std::size_t(p)];
+      const auto padded = variant == Flux2Variant::klein ? encode_flux2_klein_prompt(tokenizer, text, {.max_length = max_length})
+                                                        : encode_flux2_prompt(tokenizer, text, {.max_length = max_length});
+      const auto S = std::int64_t(padded.ids.size());
+      if (p == 0) ids = Tensor<std::int64_t, OnCpu>({P, S}), mask = Tensor<std::uint8_t, OnCpu>({P, S});
+      PDIFF_CHECK(S == ids.size(1), "Flux2Pipeline: prompts padded to different lengths (", S, ", ", ids.size(1), ")");
+      for (std::int64_t i = 0; i < S; ++i)
+        ids(p * S + i) = padded.ids[std::size_t(i)], mask(p * S + i) = std::uint8_t(padded.mask[std::size_t(i)]);
+    }
     return text_encoder.encode(rank, ids, mask, text_layers);
   }
 
+  // One image.
   template <class R>
   Flux2Result generate(R& rank, const Flux2Request& q) const {
+    const Flux2Request* one[] = {&q};
+    return std::move(run_forward(rank, one, q.progress ? "denoise" : "").front());
+  }
+
+  // Many images, one request each (flux2_requests builds them from prompts, counts and seeds): the
+  // DP groups share them by cost (tokens × steps × branches, dp_assign), each group runs its share in
+  // forwards of up to max_batch images of the same size and settings (B > 1 through the text encoder,
+  // the transformer and the VAE; requests with reference images or caption upsampling run alone),
+  // and the results come back in request order on every rank (or on the root only). Image i is the
+  // same as generate(rank, requests[i]) made alone: its noise is Philox(its seed).
+  template <class R>
+  std::vector<Flux2Result> generate(R& rank, std::span<const Flux2Request> requests,
+                                    const Flux2BatchOptions& o = {}) const {
+    const auto plan = plan_batch(requests, o);
+    const int me = rank.coords.dp;
+    std::vector<Flux2Result> out(requests.size());
+    const std::size_t mine = std::size_t(std::count(plan.owner.begin(), plan.owner.end(), me));
+    std::optional<ProgressBar> images;
+    std::size_t done = 0;
+    for (std::size_t f = 0; f < plan.forwards.size(); ++f) {
+      if (plan.forward_group[f] != me) continue;
+      const auto& idx = plan.forwards[f];
+      std::vector<const Flux2Request*> qs;
+      for (auto i : idx) qs.push_back(&requests[i]);
+      std::string label;
+      if (o.progress)
+        label = "denoise " + std::to_string(done + 1) + (idx.size() > 1 ? "-" + std::to_string(done + idx.size()) : "") +
+                "/" + std::to_string(mine) + (L::dp > 1 ? " (DP group " + std::to_string(me) + ")" : "");
+      auto rs = run_forward(rank, qs, label);
+      for (std::size_t k = 0; k < idx.size(); ++k) rs[k].dp_group = me, out[idx[k]] = std::move(rs[k]);
+      done += idx.size();
+      if (o.progress && !images) images.emplace("images", int(mine), rank.is_root(), "image");
+      if (images) images->update(int(done));
+    }
+    if (images) images->finish();
+    if constexpr (L::dp > 1) gather_results(rank, plan, out, o.all_ranks);
+    if (!o.all_ranks && !rank.is_root()) return {};
+    return out;
+  }
+
+  // How generate(rank, requests, o) divides the work: the same on every rank, computed before any.
+  Flux2BatchPlan plan_batch(std::span<const Flux2Request> requests, const Flux2BatchOptions& o = {}) const {
+    PDIFF_CHECK(!requests.empty(), "Flux2Pipeline: an empty batch; give at least one request");
+    PDIFF_CHECK(o.max_batch >= 1, "Flux2Pipeline: max_batch ", o.max_batch, " must be >= 1");
+    PDIFF_CHECK(o.memory_budget >= 0, "Flux2Pipeline: memory budget ", o.memory_budget, " bytes must be >= 0");
+    Flux2BatchPlan p;
+    const std::size_t n = requests.size();
+    std::vector<double> cost(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& q = requests[i];
+      PDIFF_CHECK(q.steps >= 1, "Flux2Pipeline: request ", i, ": steps (", q.steps, ") must be >= 1");
+      auto [W, H] = resolved_size(q);
+      PDIFF_CHECK(H % 16 == 0 && W % 16 == 0 && H > 0 && W > 0, "Flux2Pipeline: request ", i, ": height and width (",
+                  H, "x", W, ") must be positive multiples of 16");
+      p.width.push_back(W), p.height.push_back(H);
+      std::int64_t ref = 0;
+      for (auto& img : q.images) ref += (img.size(2) / 16) * (img.size(3) / 16);
+      const std::int64_t tokens = (H / 16) * (W / 16) + ref + std::int64_t(q.max_sequence_length);
+      cost[i] = double(tokens) * q.steps * (true_cfg(q.guidance) ? 2 : 1);
+      const std::int64_t a = image_activation_bytes(q, W, H);
+      p.activation_bytes.push_back(a);
+      PDIFF_CHECK(o.memory_budget == 0 || a <= o.memory_budget, "Flux2Pipeline: request ", i, " (", W, "x", H,
+                  ") needs about ", a / 1048576, " MiB of activations per rank, more than the memory budget of ",
+                  o.memory_budget / 1048576, " MiB; use a smaller image, a layout with more ranks, or a larger budget");
+    }
+    p.cost = cost;
+    p.owner = dp_assign(cost, L::dp);
+    p.load = dp_loads(cost, p.owner, L::dp);
+    // per group, in request order: the first open forward of the same settings with room takes it
+    for (int g = 0; g < L::dp; ++g) {
+      const std::size_t first = p.forwards.size();
+      for (std::size_t i = 0; i < n; ++i) {
+        if (p.owner[i] != g) continue;
+        const auto& q = requests[i];
+        bool placed = false;
+        if (batchable(q))
+          for (std::size_t f = first; f < p.forwards.size() && !placed; ++f) {
+            auto& fw = p.forwards[f];
+            const std::size_t j = fw.front();
+            std::int64_t bytes = 0;
+            for (auto k : fw) bytes += p.activation_bytes[k];
+            const bool fits = o.memory_budget == 0 || bytes + p.activation_bytes[i] <= o.memory_budget;
+            if (batchable(requests[j]) && same_settings(q, requests[j]) && p.width[i] == p.width[j] &&
+                p.height[i] == p.height[j] && std::int64_t(fw.size()) < o.max_batch && fits)
+              fw.push_back(i), placed = true;
+          }
+        if (!placed) p.forwards.push_back({i}), p.forward_group.push_back(g);
+      }
+    }
+    return p;
+  }
+
+ private:
+  template <class R>
+  static bool owns_branch(R& rank, int b) {
+    if constexpr (L::cfg > 1) return b % L::cfg == rank.cfg.rank();
+    else return true;
+  }
+
+  // The image size a request makes: its own, else its first reference image's (cut to 16), else 1024².
+  static std::pair<std::int64_t, std::int64_t> resolved_size(const Flux2Request& q) {
+    std::int64_t W = q.width, H = q.height;
+    if (!q.images.empty()) {
+      const auto& img = q.images.front();
+      PDIFF_CHECK(img.rank() == 4, "Flux2: reference image", img.shape(), " must be (1, 3, H, W)");
+      H = H ? H : img.size(2) / 16 * 16;
+      W = W ? W : img.size(3) / 16 * 16;
+    }
+    return {W ? W : 1024, H ? H : 1024};
+  }
+  static bool batchable(const Flux2Request& q) { return q.images.empty() && !q.upsample_temperature; }
+  // Requests that may share a forward: everything but prompt, negative prompt, seed and latents equal.
+  static bool same_settings(const Flux2Request& a, const Flux2Request& b) {
+    return a.steps == b.steps && a.guidance == b.guidance && a.max_sequence_length == b.max_sequence_length &&
+           a.vae == b.vae;
+  }
+
+  // Activation bytes per rank of one image in a forward: the largest of the text encoder's, the
+  // transformer's (flux2_activation_bytes) and the VAE decoder's (three full-resolution maps of its
+  // last block's channels, fp32 on the host) — estimates, as the planner's.
+  std::int64_t image_activation_bytes(const Flux2Request& q, std::int64_t W, std::int64_t H) const {
+    const std::int64_t S = std::int64_t(q.max_sequence_length), e = std::int64_t(sizeof(T));
+    std::int64_t ref = 0;
+    for (auto& img : q.images) ref += (img.size(2) / 16) * (img.size(3) / 16) * 256;
+    const auto& ec = text_encoder.cfg;
+    const std::int64_t enc =
+        S * (std::int64_t(text_layers.size() + 4) * ec.hidden_size + 2 * ec.intermediate_size / L::tp) * e;
+    const std::int64_t dit =
+        flux2_activation_bytes(transformer.cfg, W, H + ref / std::max<std::int64_t>(W, 1), S, L::tp, L::ulysses * L::ring, int(e));
+    const auto& ch = vae.kl.config.decoder_channels();
+    const std::int64_t dec = ch.empty() ? 0 : 3 * ch.front() * W * H * std::int64_t(sizeof(float));
+    return std::max({enc, dit, dec});
+  }
+
+  // One forward of the images qs (B = |qs|; more than one only for batchable requests of the same
+  // size and settings): encode, denoise, decode. Returns one result per image, in order.
+  template <class R>
+  std::vector<Flux2Result> run_forward(R& rank, std::span<const Flux2Request* const> qs, const std::string& bar_label) const {
     using clock = std::chrono::steady_clock;
     const auto secs = [](clock::time_point a) { return std::chrono::duration<double>(clock::now() - a).count(); };
-    Flux2Result out;
+    const Flux2Request& q = *qs.front();
+    const auto B = std::int64_t(qs.size());
+    std::vector<Flux2Result> out(qs.size());
     auto t0 = clock::now();
-    PDIFF_CHECK(q.steps >= 1, "Flux2Pipeline: steps (", q.steps, ") must be >= 1");
-    out.prompt = q.prompt;
+    for (auto* r : qs) {
+      PDIFF_CHECK(r->steps >= 1, "Flux2Pipeline: steps (", r->steps, ") must be >= 1");
+      PDIFF_CHECK(B == 1 || (batchable(*r) && same_settings(*r, q) && r->width == q.width && r->height == q.height),
+                  "Flux2Pipeline: images of one forward must share size and settings, without reference images");
+    }
+    for (std::int64_t b = 0; b < B; ++b) out[std::size_t(b)].prompt = qs[std::size_t(b)]->prompt, out[std::size_t(b)].batch = int(B);
     if (q.upsample_temperature) {
       PDIFF_CHECK(q.images.empty(), "Flux2Pipeline: caption upsampling with reference images needs the text encoder's "
                                     "vision tower, which pdiff does not load; upsample without images");
-      out.prompt = upsample_prompt(rank, q.prompt, *q.upsample_temperature, q.seed);
+      out[0].prompt = upsample_prompt(rank, q.prompt, *q.upsample_temperature, q.seed);
     }
     const int n_branches = true_cfg(q.guidance) ? 2 : 1;
     PDIFF_CHECK(L::cfg <= n_branches, "Flux2Pipeline: CFG<", L::cfg, "> needs ", L::cfg,
@@ -200,38 +409,55 @@ class Flux2Pipeline {
                 : is_distilled                ? "the klein model is distilled: is_distilled in model_index.json"
                                               : "guidance <= 1 turns true CFG off",
                 "); use a layout without CFG");
-    // branch b runs on CFG group b % cfg only (cfg_predict), so each group encodes just its own prompts
+    // branch b runs on CFG group b % cfg only (cfg_predict), so each group encodes just its own
+    // prompts; a text that several images share is encoded once
     std::vector<Flux2Branch<C>> branches(static_cast<std::size_t>(n_branches));
-    for (int b = 0; b < n_branches; ++b)
-      if (owns_branch(rank, b)) branches[std::size_t(b)] = branch(rank, b == 0 ? out.prompt : q.negative_prompt, q.max_sequence_length);
+    for (int b = 0; b < n_branches; ++b) {
+      if (!owns_branch(rank, b)) continue;
+      std::vector<std::string> texts;
+      std::vector<std::int64_t> row;
+      for (std::int64_t i = 0; i < B; ++i) {
+        const std::string& t = b == 0 ? out[std::size_t(i)].prompt : qs[std::size_t(i)]->negative_prompt;
+        const auto at = std::find(texts.begin(), texts.end(), t);
+        row.push_back(at - texts.begin());
+        if (at == texts.end()) texts.push_back(t);
+      }
+      auto e = encode_prompts(rank, texts, q.max_sequence_length);
+      if (B > 1 || texts.size() > 1) {
+        std::vector<typename C::tensor> rows;
+        for (auto r : row) rows.push_back(narrow(e, 0, r, 1));
+        std::vector<const typename C::tensor*> ptrs;
+        for (auto& r : rows) ptrs.push_back(&r);
+        e = cat<T, typename L::backend>(ptrs, 0);
+      }
+      branches[std::size_t(b)] = {e, flux2::text_ids(e.size(1))};
+    }
     // reference images: tokens (1, Σ hᵢwᵢ, C) and ids with t = 10 + 10·i
     std::vector<Tensor<float, OnCpu>> ref_tok, ref_ids;
-    std::int64_t H = q.height, W = q.width;
     for (std::size_t i = 0; i < q.images.size(); ++i) {
-      const auto img = flux2_crop16(q.images[i]);
-      if (i == 0) {
-        H = H ? H : img.size(2);
-        W = W ? W : img.size(3);
-      }
-      auto lat = vae.image_latents(img, q.vae, rank.vae_patch);
+      auto lat = vae.image_latents(flux2_crop16(q.images[i]), q.vae, rank.vae_patch);
       ref_ids.push_back(flux2::latent_ids(lat.size(2), lat.size(3), 10.0f + 10.0f * float(i)));
       ref_tok.push_back(flux2::pack(lat));
     }
-    H = H ? H : 1024, W = W ? W : 1024;
+    const auto [W, H] = resolved_size(q);
     PDIFF_CHECK(H % 16 == 0 && W % 16 == 0, "Flux2Pipeline: height and width (", H, "x", W, ") must be multiples of 16");
-    out.encode_s = secs(t0);
+    const double encode_s = secs(t0);
 
     t0 = clock::now();
     const std::int64_t h = H / 16, w = W / 16, Cin = transformer.cfg.in_channels;
-    Tensor<float, OnCpu> init;
-    if (q.latents) {
-      PDIFF_CHECK(q.latents->shape() == Shape({1, Cin, h, w}), "Flux2Pipeline: initial latents", q.latents->shape(),
-                  " must be (1, ", Cin, ", ", h, ", ", w, ") for ", W, "x", H);
-      init = *q.latents;
-    } else {
-      init = flux2::noise(q.seed, Cin, h, w);
+    std::vector<Tensor<float, OnCpu>> init;
+    for (auto* r : qs) {
+      if (r->latents) {
+        PDIFF_CHECK(r->latents->shape() == Shape({1, Cin, h, w}), "Flux2Pipeline: initial latents", r->latents->shape(),
+                    " must be (1, ", Cin, ", ", h, ", ", w, ") for ", W, "x", H);
+        init.push_back(*r->latents);
+      } else {
+        init.push_back(flux2::noise(r->seed, Cin, h, w));
+      }
     }
-    out.latents = flux2::pack(init);
+    std::vector<const Tensor<float, OnCpu>*> iptr;
+    for (auto& t : init) iptr.push_back(&t);
+    Tensor<float, OnCpu> latents = flux2::pack(B == 1 ? init[0] : cat<float, OnCpu>(iptr, 0));
     FlowMatchEulerScheduler sched = scheduler;
     sched.set_timesteps(q.steps, flux2_empirical_mu(h * w, q.steps));
     Flux2DenoiseArgs a;
@@ -245,28 +471,55 @@ class Flux2Pipeline {
       a.ref_tokens = &rt, a.ref_ids = &ri;
     }
     std::optional<ProgressBar> bar;
-    if (q.progress) bar.emplace("denoise", q.steps, rank.is_root());
+    if (!bar_label.empty()) bar.emplace(bar_label, q.steps, rank.is_root());
     a.progress = bar ? &*bar : nullptr;
-    flux2_denoise(rank, transformer, sched, out.latents, flux2::latent_ids(h, w), std::span<const Flux2Branch<C>>(branches), a);
-    out.denoise_s = secs(t0);
+    flux2_denoise(rank, transformer, sched, latents, flux2::latent_ids(h, w), std::span<const Flux2Branch<C>>(branches), a);
+    const double denoise_s = secs(t0);
 
     t0 = clock::now();
-    out.image = Flux2Vae::to_unit(vae.decode_tokens(out.latents, h, w, q.vae, rank.vae_patch));
-    out.decode_s = secs(t0);
+    const auto image = Flux2Vae::to_unit(vae.decode_tokens(latents, h, w, q.vae, rank.vae_patch));
+    const double decode_s = secs(t0);
+    for (std::int64_t b = 0; b < B; ++b) {
+      auto& r = out[std::size_t(b)];
+      r.image = B == 1 ? image : narrow(image, 0, b, 1);
+      r.latents = B == 1 ? latents : narrow(latents, 0, b, 1);
+      r.encode_s = encode_s, r.denoise_s = denoise_s, r.decode_s = decode_s;
+    }
     return out;
   }
 
- private:
+  // Every image from the DP group that made it: broadcast over the DP axis (all ranks), or sent to the
+  // root's DP peer 0 (root only). Shapes are known everywhere from the plan, so only data moves.
   template <class R>
-  static bool owns_branch(R& rank, int b) {
-    if constexpr (L::cfg > 1) return b % L::cfg == rank.cfg.rank();
-    else return true;
-  }
-
-  template <class R>
-  Flux2Branch<C> branch(R& rank, const std::string& prompt, std::size_t max_length) const {
-    auto e = encode_prompt(rank, prompt, max_length);
-    return {e, flux2::text_ids(e.size(1))};
+  void gather_results(R& rank, const Flux2BatchPlan& p, std::vector<Flux2Result>& out, bool all_ranks) const {
+    const bool root_line = rank.index % (L::world_size / L::dp) == 0;  // the DP group holding world rank 0
+    if (!all_ranks && !root_line) return;
+    const int me = rank.dp.rank();
+    const std::int64_t Cin = transformer.cfg.in_channels;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      const int g = p.owner[i];
+      auto& r = out[i];
+      if (g != me) {
+        r.image = Tensor<float, OnCpu>({1, 3, p.height[i], p.width[i]});
+        r.latents = Tensor<float, OnCpu>({1, (p.height[i] / 16) * (p.width[i] / 16), Cin});
+      }
+      double meta[5] = {r.encode_s, r.denoise_s, r.decode_s, double(r.batch), double(r.prompt.size())};
+      auto move = [&](auto* data, std::size_t n) {
+        if (all_ranks) rank.dp.broadcast(data, n, g);
+        else if (me == g && g != 0) rank.dp.send(data, n, 0);
+        else if (me == 0 && g != 0) rank.dp.recv(data, n, g);
+      };
+      move(r.image.data(), std::size_t(r.image.numel()));
+      move(r.latents.data(), std::size_t(r.latents.numel()));
+      move(meta, 5);
+      if (g != me) {
+        r.encode_s = meta[0], r.denoise_s = meta[1], r.decode_s = meta[2], r.batch = int(meta[3]), r.dp_group = g;
+        r.prompt.resize(std::size_t(meta[4]));
+      }
+      std::vector<std::uint8_t> text(r.prompt.begin(), r.prompt.end());
+      if (!text.empty()) move(text.data(), text.size());
+      if (g != me) r.prompt.assign(text.begin(), text.end());
+    }
   }
 };
 
