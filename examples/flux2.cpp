@@ -4,7 +4,11 @@
 // run the prompt and negative branches on two rank groups.
 // Ranks are threads on the CPU (one process per rank under mpirun). Prints a progress bar over the
 // denoising steps and a summary: time per phase and each rank's peak memory.
+// Several --prompt and --num-images N make a batch: images of one size share each forward, DP<N> binaries
+// divide the images among their DP groups, and each image is written as <output stem>_<i>.png (image
+// i = prompt i / N, its seed --seeds[i] or --seed + i: the same picture however the batch is run).
 //   flux2 --model DIR --prompt "a fox in the snow" -o fox.png [--image ref.png]... [--width W --height H]
+//         [--prompt P2 ...] [--num-images N] [--seeds a,b,c] [--max-batch B] [--memory-budget GIB]
 //         [--steps N] [--guidance G] [--negative-prompt TEXT] [--seed S] [--vae whole|tiled|patch] [--vae-tile T]
 //         [--upsample-temperature T]   (dev: rewrite the prompt with the text encoder first, 0 = greedy)
 //   flux2 --plan [--width W --height H]   per-rank parameter and activation memory of FLUX.2-dev (bf16)
@@ -31,7 +35,7 @@ using Model = Flux2<PDIFF_FLUX2_LAYOUT>;
 using L = Model::layout;
 
 namespace {
-void print_plan(std::int64_t width, std::int64_t height) {
+void print_plan(std::int64_t width, std::int64_t height, int images, int max_batch) {
   const double gib = 1024.0 * 1024.0 * 1024.0;
   const auto f = flux2_dev();
   const auto m = mistral_small_3_1_24b();
@@ -44,6 +48,12 @@ void print_plan(std::int64_t width, std::int64_t height) {
   std::printf("  Mistral text encoder     %8.3f GiB per rank\n", e);
   std::printf("  activations (estimate)   %8.3f GiB per rank (largest single-block live set)\n", a);
   std::printf("  total                    %8.3f GiB per rank\n", t + e + a);
+  if (images > 1) {
+    // DP groups share the images; each forward holds up to max_batch of its group's share
+    const int share = (images + L::dp - 1) / L::dp, b = std::min(share, max_batch);
+    std::printf("  batch of %d image%s: %d per DP group, forwards of up to %d: activations %8.3f GiB, total %8.3f GiB "
+                "per rank\n", images, images > 1 ? "s" : "", share, b, a * b, t + e + a * b);
+  }
 }
 constexpr std::int64_t max_side = 16384, max_steps = 10000, max_vae_tile = 4096;
 
@@ -55,9 +65,12 @@ void check_side(const char* flag, std::int64_t v) {
 
 struct Args {
   std::int64_t width, height, vae_tile;
-  int steps;
+  int steps, num_images, max_batch;
+  std::size_t prompts, seeds;
+  double memory_budget_gib;
   std::string vae_mode, out;
 };
+constexpr int max_images = 10000;
 // Everything the command line alone can get wrong, before any model is loaded.
 void check_args(const Args& a) {
   check_side("--width", a.width);
@@ -67,22 +80,48 @@ void check_args(const Args& a) {
               a.vae_mode, ")");
   PDIFF_CHECK(a.vae_tile == 0 || (a.vae_tile >= 2 && a.vae_tile <= max_vae_tile), "--vae-tile ", a.vae_tile,
               " must be between 2 and ", max_vae_tile, " latent pixels (0 or absent: the VAE config's)");
+  PDIFF_CHECK(a.num_images >= 1 && a.num_images <= max_images, "--num-images ", a.num_images, " must be between 1 and ",
+              max_images);
+  const std::size_t total = a.prompts * std::size_t(a.num_images);
+  PDIFF_CHECK(total <= std::size_t(max_images), a.prompts, " prompts x ", a.num_images, " images is more than ", max_images);
+  PDIFF_CHECK(a.seeds == 0 || a.seeds == total, "--seeds gives ", a.seeds, " seeds for ", total, " images (", a.prompts,
+              " prompts x --num-images ", a.num_images, "); give one per image");
+  PDIFF_CHECK(a.max_batch >= 1 && a.max_batch <= 1024, "--max-batch ", a.max_batch, " must be between 1 and 1024");
+  PDIFF_CHECK(a.memory_budget_gib >= 0 && a.memory_budget_gib <= 1 << 20, "--memory-budget ", a.memory_budget_gib,
+              " GiB must be between 0 (no limit) and 1048576");
   cli::check_output(a.out);
+}
+
+// Image i of a batch of n: the -o name itself when n = 1, else <stem>_<i><ext> (fox.png → fox_0.png).
+std::string output_name(const std::string& out, std::size_t i, std::size_t n) {
+  if (n == 1) return out;
+  const std::filesystem::path p(out);
+  return (p.parent_path() / (p.stem().string() + "_" + std::to_string(i) + p.extension().string())).string();
 }
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"flux2: FLUX.2 text-to-image / editing on a compile-time parallel layout"};
-  std::string model, prompt, negative_prompt, out = "flux2.png", vae_mode = "whole";
-  std::vector<std::string> images;
+  std::string model, negative_prompt, out = "flux2.png", vae_mode = "whole";
+  std::vector<std::string> prompts, images;
+  std::vector<std::uint64_t> seeds;
   std::int64_t width = 0, height = 0, vae_tile = 0;
-  int steps = 50;
+  int steps = 50, num_images = 1, max_batch = 8;
+  double memory_budget_gib = 0;
   float guidance = 4.0f;
   std::optional<float> upsample;
   std::uint64_t seed = 0;
   bool plan = false;
   app.add_option("--model", model, "diffusers FLUX.2 folder (model_index.json, transformer/, vae/, ...)");
-  app.add_option("--prompt", prompt, "text prompt");
+  app.add_option("--prompt", prompts, "text prompt (repeatable: one batch of every prompt)");
+  app.add_option("--num-images", num_images, "images per prompt (each with its own seed)");
+  app.add_option("--seeds", seeds, "one seed per image, comma separated (default: --seed, --seed + 1, ...)")
+      ->delimiter(',')
+      ->check(cli::non_negative);
+  app.add_option("--max-batch", max_batch, "images per forward at most (1..1024, default 8)");
+  app.add_option("--memory-budget", memory_budget_gib,
+                 "GiB of activations per rank a forward may use: larger batches are split, an image that alone "
+                 "needs more is refused before any work (default 0: no limit)");
   app.add_option("--image", images, "reference image for editing (repeatable)");
   app.add_option("--width", width, "image width, a multiple of 16 (default: the first reference image's, else 1024)");
   app.add_option("--height", height, "image height, a multiple of 16");
@@ -105,21 +144,31 @@ int main(int argc, char** argv) {
     check_side("--width", width);
     check_side("--height", height);
     if (plan) {
-      print_plan(width ? width : 1024, height ? height : 1024);
+      PDIFF_CHECK(num_images >= 1 && num_images <= max_images, "--num-images ", num_images, " must be between 1 and ",
+                  max_images);
+      PDIFF_CHECK(max_batch >= 1, "--max-batch ", max_batch, " must be >= 1");
+      print_plan(width ? width : 1024, height ? height : 1024,
+                 int(std::max<std::size_t>(prompts.size(), 1)) * num_images, max_batch);
       return 0;
     }
     PDIFF_CHECK(!model.empty(), "--model DIR is required (a diffusers FLUX.2 folder)");
-    PDIFF_CHECK(!prompt.empty(), "--prompt TEXT is required");
-    check_args({width, height, vae_tile, steps, vae_mode, out});
-    Flux2Request q{.prompt = prompt, .negative_prompt = negative_prompt, .width = width, .height = height, .steps = steps, .guidance = guidance,
+    PDIFF_CHECK(!prompts.empty(), "--prompt TEXT is required");
+    for (auto& p : prompts) PDIFF_CHECK(!p.empty(), "--prompt: an empty prompt");
+    check_args({width, height, vae_tile, steps, num_images, max_batch, prompts.size(), seeds.size(), memory_budget_gib,
+                vae_mode, out});
+    Flux2Request q{.negative_prompt = negative_prompt, .width = width, .height = height, .steps = steps, .guidance = guidance,
                    .seed = seed};
     for (auto& path : images) q.images.push_back(image_to_tensor(read_image(path)));
     q.upsample_temperature = upsample;
     q.vae = vae_mode == "whole" ? VaeRunOptions::whole()
             : vae_mode == "tiled" ? VaeRunOptions::tiled(vae_tile)
                                   : VaeRunOptions::patch();
+    const auto requests = flux2_requests(q, prompts, num_images, seeds);
+    const Flux2BatchOptions batch{.max_batch = max_batch,
+                                  .memory_budget = std::int64_t(memory_budget_gib * 1024.0 * 1024.0 * 1024.0),
+                                  .all_ranks = false};
     std::vector<double> load_peak(L::world_size), run_peak(L::world_size);
-    Flux2Result result;
+    std::vector<Flux2Result> results;
     std::mutex mu;
     const auto t0 = std::chrono::steady_clock::now();
     double load_s = 0;
@@ -132,29 +181,46 @@ int main(int argc, char** argv) {
       const auto pipe = Model::load(rank, model, {.caption_upsampling = upsample.has_value()});
       if (rank.is_root()) load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
       const double loaded = double(Mem::thread_peak_bytes()) - base;
-      auto r = pipe.generate(rank, q);
+      pipe.plan_batch(requests, batch);  // a batch that cannot fit is refused before any work
+      auto r = pipe.generate(rank, std::span<const Flux2Request>(requests), batch);
       const auto all = cli::gather_pairs<L>(rank, loaded, double(Mem::thread_peak_bytes()) - base);
       if (rank.is_root()) {
         for (std::size_t i = 0; i < std::size_t(L::world_size); ++i) load_peak[i] = all[2 * i], run_peak[i] = all[2 * i + 1];
         std::lock_guard lock(mu);
-        result = std::move(r);
+        results = std::move(r);
       }
     });
-    if (result.image.empty()) return 0;  // not the root process (mpirun)
-    Tensor<float> signed_img(result.image.shape());
-    for (std::int64_t i = 0; i < signed_img.numel(); ++i) signed_img(i) = result.image(i) * 2.0f - 1.0f;
-    write_png(out, tensor_to_image(signed_img));
+    if (results.empty()) return 0;  // not the root process (mpirun)
+    std::vector<std::string> written;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      const auto& img = results[i].image;
+      Tensor<float> signed_img(img.shape());
+      for (std::int64_t k = 0; k < signed_img.numel(); ++k) signed_img(k) = img(k) * 2.0f - 1.0f;
+      written.push_back(output_name(out, i, results.size()));
+      write_png(written.back(), tensor_to_image(signed_img));
+    }
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("flux2: %lldx%lld, %d steps, layout tp %d x ulysses %d x ring %d x cfg %d (vae_patch %d), %d rank%s\n",
+    const auto& result = results.front();
+    std::printf("flux2: %lldx%lld, %d steps, layout tp %d x ulysses %d x ring %d x cfg %d x dp %d (vae_patch %d), %d rank%s\n",
                 (long long)result.image.size(3), (long long)result.image.size(2), steps, L::tp, L::ulysses, L::ring,
-                L::cfg, L::vae_patch, L::world_size, L::world_size > 1 ? "s" : "");
-    std::printf("  load %.2f s | encode %.2f s | denoise %.2f s (%.3f s/step) | decode %.2f s | total %.2f s\n",
-                load_s, result.encode_s, result.denoise_s, result.denoise_s / steps, result.decode_s, total);
+                L::cfg, L::dp, L::vae_patch, L::world_size, L::world_size > 1 ? "s" : "");
+    if (results.size() == 1) {
+      std::printf("  load %.2f s | encode %.2f s | denoise %.2f s (%.3f s/step) | decode %.2f s | total %.2f s\n",
+                  load_s, result.encode_s, result.denoise_s, result.denoise_s / steps, result.decode_s, total);
+    } else {
+      const double run_s = total - load_s;
+      std::printf("  %zu images | load %.2f s | generate %.2f s (%.3f images/s) | total %.2f s\n", results.size(), load_s,
+                  run_s, double(results.size()) / run_s, total);
+      for (std::size_t i = 0; i < results.size(); ++i)
+        std::printf("  image %zu: seed %llu, DP group %d, forward of %d | encode %.2f s | denoise %.2f s | decode %.2f s"
+                    " | %s\n", i, (unsigned long long)requests[i].seed, results[i].dp_group, results[i].batch,
+                    results[i].encode_s, results[i].denoise_s, results[i].decode_s, written[i].c_str());
+    }
     for (int r = 0; r < L::world_size; ++r)
       std::printf("  rank %d: peak memory %.1f MiB (%.1f MiB while loading)\n", r, run_peak[std::size_t(r)] / 1048576.0,
                   load_peak[std::size_t(r)] / 1048576.0);
     if (upsample) std::printf("  upsampled prompt: %s\n", result.prompt.c_str());
-    std::printf("wrote %s\n", out.c_str());
+    for (auto& w : written) std::printf("wrote %s\n", w.c_str());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "flux2: %s\n", e.what());

@@ -272,13 +272,14 @@ class Flux2Pipeline {
       std::vector<const Flux2Request*> qs;
       for (auto i : idx) qs.push_back(&requests[i]);
       std::string label;
-      if (o.progress)
+      if (o.progress && requests.size() == 1) label = "denoise";
+      else if (o.progress)
         label = "denoise " + std::to_string(done + 1) + (idx.size() > 1 ? "-" + std::to_string(done + idx.size()) : "") +
                 "/" + std::to_string(mine) + (L::dp > 1 ? " (DP group " + std::to_string(me) + ")" : "");
       auto rs = run_forward(rank, qs, label);
       for (std::size_t k = 0; k < idx.size(); ++k) rs[k].dp_group = me, out[idx[k]] = std::move(rs[k]);
       done += idx.size();
-      if (o.progress && !images) images.emplace("images", int(mine), rank.is_root(), "image");
+      if (o.progress && requests.size() > 1 && !images) images.emplace(L::dp > 1 ? "images (DP group " + std::to_string(me) + ", " + std::to_string(requests.size()) + " in the batch)" : "images", int(mine), rank.is_root(), "image");
       if (images) images->update(int(done));
     }
     if (images) images->finish();
