@@ -42,8 +42,8 @@ void print_plan(std::int64_t width, std::int64_t height, int images, int max_bat
   const double t = double(flux2_param_plan(f, L::tp).bytes(2)) / gib;
   const double e = double(mistral_param_plan(m, L::tp).bytes(2)) / gib;
   const double a = double(flux2_activation_bytes(f, width, height, 512, L::tp, L::ulysses * L::ring, 2)) / gib;
-  std::printf("FLUX.2-dev on this layout (tp %d, ulysses %d, ring %d, cfg %d, vae_patch %d), bf16, %lldx%lld:\n",
-              L::tp, L::ulysses, L::ring, L::cfg, L::vae_patch, (long long)width, (long long)height);
+  std::printf("FLUX.2-dev on this layout (tp %d, ulysses %d, ring %d, cfg %d, dp %d, vae_patch %d), bf16, %lldx%lld:\n",
+              L::tp, L::ulysses, L::ring, L::cfg, L::dp, L::vae_patch, (long long)width, (long long)height);
   std::printf("  transformer parameters   %8.3f GiB per rank\n", t);
   std::printf("  Mistral text encoder     %8.3f GiB per rank\n", e);
   std::printf("  activations (estimate)   %8.3f GiB per rank (largest single-block live set)\n", a);
