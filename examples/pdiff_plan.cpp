@@ -5,7 +5,8 @@
 // Layout advisor (include/pdiff/models/flux2/advisor.hpp): every layout of N devices ranked by predicted
 // step time, with memory per rank; the ones that cannot run say why.
 //   pdiff-plan --model flux2-dev|flux2-klein-4b|flux2-klein-9b|DIR --gpus N --gpu-mem GIB [--link nvlink|pcie]
-//              [--width W --height H] [--images B] [--tflops T --efficiency E --link-gbps G] [--all]
+//              [--width W --height H] [--images B] [--text-tokens T] [--dtype bf16|f32]
+//              [--tflops T --efficiency E --link-gbps G] [--all]
 // DIR is a diffusers FLUX.2 folder (transformer/ and text_encoder/ config.json; model_index.json says
 // klein base → two guidance branches). Defaults: H100 SXM (989 TFLOP/s bf16 at efficiency 0.5), NVLink
 // 450 GB/s (pcie: 50), 1024x1024, 1 image.
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
   app.add_option("--width", w.width, "advisor: image width");
   app.add_option("--height", w.height, "advisor: image height");
   app.add_option("--images", w.images, "advisor: images generated together (DP divides them)");
+  app.add_option("--text-tokens", w.text_tokens, "advisor: text tokens per image (default 512, as the pipelines pad)");
   app.add_flag("--all", all, "advisor: list every layout, not only the top 10 and the dropped ones");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -69,11 +71,13 @@ int main(int argc, char** argv) {
       PDIFF_CHECK(dev.count >= 1, "--gpus ", dev.count, " must be >= 1");
       PDIFF_CHECK(dev.mem_gib > 0, "--gpu-mem ", dev.mem_gib, " GiB must be > 0");
       PDIFF_CHECK(w.images >= 1, "--images ", w.images, " must be >= 1");
+      PDIFF_CHECK(w.text_tokens >= 1, "--text-tokens ", w.text_tokens, " must be >= 1");
       dev.link_gbps = link_gbps > 0 ? link_gbps : link == "pcie" ? 50 : 450;
+      w.bytes_per_element = dtype == "f32" ? 4 : 2;
       const auto spec = model_from(model);
       w.branches = spec.branches;
       const auto ranked = flux2_advise(spec.transformer, spec.encoder, w, dev);
-      std::printf("%s on %d x %.0f GiB (%.0f TFLOP/s at %.2f, link %.0f GB/s), %lldx%lld, %d image%s, %d guidance "
+      std::printf("%s on %d x %.0f GiB (%.3g TFLOP/s at %.2f, link %.3g GB/s), %lldx%lld, %d image%s, %d guidance "
                   "branch%s:\n", model.c_str(), dev.count, dev.mem_gib, dev.tflops, dev.efficiency, dev.link_gbps,
                   (long long)w.width, (long long)w.height, w.images, w.images > 1 ? "s" : "", w.branches,
                   w.branches > 1 ? "es" : "");

@@ -4,7 +4,7 @@
 //
 // The model (per step, one image; B images on DP<d> take ceil(B/d) steps' time):
 //   compute = branches per rank · FLOPs / (tp·ulysses·ring) / (peak · efficiency)
-//     FLOPs = 2·S·(linear weights of every block) + 4·S²·D per block (QKᵀ and PV), S = image + text tokens
+//     FLOPs = 2·S·(4D² + 3DM) + 4·S²·D per block (linears; QKᵀ and PV), S = image + text tokens
 //   comm    = bytes per rank / link bandwidth + 10 µs per collective, summed (no overlap assumed):
 //     TP      2 all-reduces per double block, 1 per single block, of (S/sp)·D: ring all-reduce 2(tp−1)/tp of it
 //     Ulysses q, k, v before and the output after attention: 4·(S/sp)·(D/tp)·(u−1)/u per block
@@ -75,7 +75,9 @@ inline LayoutPrediction flux2_predict(const Flux2Config& f, const MistralConfig&
   const double D = double(f.inner_dim()), M = double(f.mlp_hidden());
   const double S = double((w.width / 16) * (w.height / 16) + w.text_tokens), s = double(sp_padded_length(std::int64_t(S), sp)) / sp;
   const double Ld = double(f.num_layers), Ls = double(f.num_single_layers), L = Ld + Ls;
-  const double linear = Ld * 2 * (4 * D * D + 3 * D * M) + Ls * (D * (3 * D + 2 * M) + (D + M) * D);
+  // weights one token passes per block: a double block's text and image streams each see their own
+  // tokens (q, k, v, out: 4D², MLP in 2DM, out MD); a single block's [q|k|v|mlp_in] and to_out the same
+  const double linear = L * (4 * D * D + 3 * D * M);
   const double flops = 2 * S * linear + 4 * S * S * D * L;
   const int branches_here = (w.branches + cfg - 1) / cfg;
   p.compute_s = branches_here * flops / (tp * sp) / (d.tflops * 1e12 * d.efficiency);
