@@ -5,7 +5,10 @@
 // dev transformer is used. Inputs as the reference side: the folder's bench_inputs.txt (image grid side,
 // text tokens; the "real" config: 32x32 = 1024 and 256), else 256 image tokens and 64 text tokens.
 // PDIFF_FLUX2_BENCH_STEPS (default 5) timed steps per layout; PDIFF_CPU_THREADS sets the GEMM threads per
-// rank (default 1).
+// rank (default 1). Counters beside the time: peak memory per rank (the largest rank's), bytes sent per
+// rank per step (rank 0, every axis communicator) and the advisor's formula for them
+// (models/flux2/advisor.hpp, fp32), and the advisor's predicted step time for a CPU core of
+// PDIFF_ADVISOR_GFLOPS (default 90; scripts/bench.sh passes the GEMM rate it measured) and a 15 GB/s link.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -14,6 +17,10 @@
 #include <fstream>
 #include <utility>
 
+#include <algorithm>
+#include <mutex>
+
+#include "pdiff/models/flux2/advisor.hpp"
 #include "pdiff/models/flux2/latents.hpp"
 #include "pdiff/models/flux2/transformer.hpp"
 #include "pdiff/pdiff.hpp"
@@ -49,18 +56,33 @@ void BM_flux2_step(benchmark::State& st) {
   Philox{2, 0}.fill_normal(ctx.span());
   const auto img_ids = flux2::latent_ids(side, side), txt_ids = flux2::text_ids(txt);
   const float t[] = {0.5f}, g[] = {4.0f};
-  double per_step = 0;
+  double per_step = 0, sent = 0, peak = 0;
+  std::mutex mu;
   for (auto _ : st) {
     launch<L>({.mode = Launch::threads}, [&](auto& rank) {
+      memory<OnCpu>::reset_thread_peak();
       const auto model = Flux2Transformer<Ctx<L>>::load(ck, cfg, rank.coords.tp);
       const std::span<const float> gs = cfg.guidance_embeds ? std::span<const float>(g) : std::span<const float>();
       model.forward(rank, x, ctx, t, gs, img_ids, txt_ids);  // warm-up
       rank.world.barrier();
+      const auto bytes = [&] {
+        double t = 0;
+        if constexpr (L::tp > 1) t += double(rank.tp.stats().total());
+        if constexpr (L::ulysses > 1) t += double(rank.ulysses.stats().total());
+        if constexpr (L::ring > 1) t += double(rank.ring.stats().total());
+        return t;
+      };
+      const double b0 = bytes();
       const auto t0 = std::chrono::steady_clock::now();
       const int steps = bench_steps();
       for (int i = 0; i < steps; ++i) benchmark::DoNotOptimize(model.forward(rank, x, ctx, t, gs, img_ids, txt_ids).data());
       rank.world.barrier();
-      if (rank.is_root()) per_step = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / steps;
+      if (rank.is_root()) {
+        per_step = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / steps;
+        sent = (bytes() - b0) / steps;
+      }
+      std::lock_guard lock(mu);
+      peak = std::max(peak, double(memory<OnCpu>::thread_peak_bytes()));
     });
     st.SetIterationTime(per_step);
   }
@@ -68,6 +90,17 @@ void BM_flux2_step(benchmark::State& st) {
   st.counters["ranks"] = L::world_size;
   st.counters["image_tokens"] = double(img);
   st.counters["gemm_threads_per_rank"] = cpu_gemm_is_openblas ? cpu_threads_per_rank() : 1;
+  st.counters["peak_mib_per_rank"] = peak / 1048576.0;
+  st.counters["bytes_per_step"] = sent;
+  const char* gf = std::getenv("PDIFF_ADVISOR_GFLOPS");
+  const double gflops = gf && std::atof(gf) > 0 ? std::atof(gf) : 90.0;
+  const auto p = flux2_predict(cfg, mistral_small_3_1_24b(), {.width = side * 16, .height = side * 16, .text_tokens = txt,
+                                                      .bytes_per_element = 4},
+                               {.count = L::world_size, .mem_gib = 1e9, .tflops = gflops / 1000.0, .efficiency = 1.0,
+                                .link_gbps = 15.0},
+                               L::tp, L::ulysses, L::ring, L::cfg, L::dp);
+  st.counters["formula_bytes_per_step"] = p.comm_bytes;
+  st.counters["predicted_seconds_per_step"] = p.step_s;
 }
 }  // namespace
 

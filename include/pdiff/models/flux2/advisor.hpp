@@ -46,6 +46,7 @@ struct LayoutPrediction {
   int tp = 1, ulysses = 1, ring = 1, cfg = 1, dp = 1;
   double compute_s = 0, comm_s = 0, step_s = 0;  // per step of one forward
   double batch_step_s = 0;                       // per step of the whole batch: ceil(images / dp) forwards
+  double comm_bytes = 0;                         // sent per rank per step of one forward (the formula)
   double mem_gib = 0;                            // per rank
   std::string dropped;                           // why it cannot run; empty when it can
   std::string name() const {
@@ -88,6 +89,7 @@ inline LayoutPrediction flux2_predict(const Flux2Config& f, const MistralConfig&
   bytes *= branches_here;
   calls *= branches_here;
   if (cfg > 1) bytes += double((w.width / 16) * (w.height / 16) * f.out_channels) * 4 * (cfg - 1), calls += 1;
+  p.comm_bytes = bytes;
   p.comm_s = bytes / (d.link_gbps * 1e9) + calls * 10e-6;
   p.step_s = p.compute_s + p.comm_s;
   const int per_group = (w.images + dp - 1) / dp;
