@@ -3,7 +3,7 @@ FLUX.2-klein pipeline folder with a transformer big enough that compute, not per
 the time, and diffusers' Flux2KleinPipeline timed on PyTorch-CPU making batches of 1, 2, 4, 8 images
 (num_images_per_prompt) from it.
 
-Run through scripts/bench_flux2_batch.sh (pinned env: tools/refenv.sh).
+Run through scripts/bench.sh --model flux2-batch (pinned env: tools/refenv.sh).
   $PY tools/flux2_batch_bench_reference.py DIR [--threads N] [--batches 1,2,4,8]
 The folder: the committed tiny klein folder's tokenizer, Qwen3 text encoder, VAE and scheduler
 (tests/golden/flux2_tiny/klein/e2e, copied) with a random Flux2Transformer2DModel of 8 heads x 64

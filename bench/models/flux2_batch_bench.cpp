@@ -2,7 +2,7 @@
 // costs) on CPU thread ranks: images per second and seconds per batch for batches of 1, 2, 4, 8 images
 // on serial, DP<2> (the batch divided between two groups of one rank) and TP<2> (every image on both
 // ranks), the same two cores. Folder: PDIFF_FLUX2_BATCH_DIR (made by tools/flux2_batch_bench_reference.py,
-// which also times diffusers on the same batches; scripts/bench_flux2_batch.sh runs both), else the
+// which also times diffusers on the same batches; scripts/bench.sh --model flux2-batch runs both), else the
 // committed tiny klein folder. Inputs from the folder's bench_inputs.txt (image side, steps, text
 // length), else 128x128, 4 steps, 64 text tokens. Guidance 1: one branch.
 #include <benchmark/benchmark.h>
