@@ -36,7 +36,7 @@ struct ColumnParallel {
   }
   void load(int r, const Tensor<float, OnCpu>& w, const Tensor<float, OnCpu>* b = nullptr) {
     PDIFF_CHECK(!has_bias || b, "ColumnParallel: the layer has a bias but none was given");
-    core.weight = to_ctx<C>(materialize(weight_plan(r), w));
+    core.set(materialize(weight_plan(r), w));
     if (has_bias) core.bias = to_ctx<C>(materialize(bias_plan(r), *b));
   }
 

@@ -59,7 +59,7 @@ struct MergedColumnParallel {
   void load(int r, std::span<const Tensor<float, OnCpu>* const> w,
             std::span<const Tensor<float, OnCpu>* const> b = {}) {
     PDIFF_CHECK(!has_bias || !b.empty(), "MergedColumnParallel: the layer has a bias but none was given");
-    core.weight = to_ctx<C>(materialize(weight_plan(r), w));
+    core.set(materialize(weight_plan(r), w));
     if (has_bias) core.bias = to_ctx<C>(materialize(bias_plan(r), b));
   }
   void load(int r, const Tensor<float, OnCpu>& fused) {

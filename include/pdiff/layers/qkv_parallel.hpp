@@ -65,7 +65,7 @@ struct QKVParallel {
             const Tensor<float, OnCpu>* bv = nullptr) {
     const Tensor<float, OnCpu>* w[] = {&wq, &wk, &wv};
     PDIFF_CHECK(!has_bias || (bq && bk && bv), "QKVParallel: the layer has biases but not all of q, k, v were given");
-    core.weight = to_ctx<C>(materialize(weight_plan(r), w));
+    core.set(materialize(weight_plan(r), w));
     if (has_bias) {
       const Tensor<float, OnCpu>* b[] = {bq, bk, bv};
       core.bias = to_ctx<C>(materialize(bias_plan(r), b));

@@ -22,7 +22,7 @@ struct Replicated {
 
   void load(const Tensor<float, OnCpu>& w, const Tensor<float, OnCpu>* b = nullptr) {
     PDIFF_CHECK(!has_bias || b, "Replicated: the layer has a bias but none was given");
-    core.weight = to_ctx<C>(materialize(weight_plan(), w));
+    core.set(materialize(weight_plan(), w));
     if (has_bias) core.bias = to_ctx<C>(materialize(bias_plan(), *b));
   }
   template <class R>

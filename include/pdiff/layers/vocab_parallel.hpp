@@ -19,7 +19,8 @@ struct VocabParallelEmbedding {
   using tensor = typename C::tensor;
   static constexpr int parts = C::layout::degree(A);
   std::int64_t vocab = 0, dim = 0;
-  Tensor<float, OnCpu> weight;  // (V'/P, dim), on the host: rows are gathered there, then moved
+  Tensor<float, OnCpu> weight;   // (V'/P, dim), on the host: rows are gathered there, then moved
+  Tensor<bf16, OnCpu> weight16;  // the same kept bf16 when the checkpoint is (backend/cpu/bf16_weights.hpp)
 
   VocabParallelEmbedding() = default;
   VocabParallelEmbedding(std::int64_t vocab_size, std::int64_t embed_dim) : vocab(vocab_size), dim(embed_dim) {}
@@ -29,7 +30,11 @@ struct VocabParallelEmbedding {
     const std::int64_t n = rows_local();
     return {Shape{n, dim}, 0, {{0, 0, r * n, (r + 1) * n}}};
   }
-  void load(int r, const Tensor<float, OnCpu>& w) { weight = materialize(weight_plan(r), w); }
+  void load(int r, const Tensor<float, OnCpu>& w) {
+    auto local = materialize(weight_plan(r), w);
+    if (keep_bf16(local)) weight16 = to_bf16_exact(local), weight = {};
+    else weight = local, weight16 = {};
+  }
 
   template <class R>
   tensor forward(R& rank, const Tensor<std::int64_t, OnCpu>& ids) const {
@@ -43,7 +48,9 @@ struct VocabParallelEmbedding {
       const std::int64_t id = ids(t);
       PDIFF_CHECK(id >= 0 && id < vocab, "VocabParallelEmbedding: token id ", id, " at position ", t,
                   " is outside the vocabulary [0, ", vocab, ")");
-      if (id >= lo && id < hi) std::copy_n(weight.data() + (id - lo) * dim, dim, out.data() + t * dim);
+      if (id < lo || id >= hi) continue;
+      if (weight16.empty()) std::copy_n(weight.data() + (id - lo) * dim, dim, out.data() + t * dim);
+      else widen_bf16(weight16.data() + (id - lo) * dim, out.data() + t * dim, dim);
     }
     tensor y = to_ctx<C>(out);
     if constexpr (parts > 1) all_reduce_(axis_comm<A>(rank), y);
@@ -65,7 +72,7 @@ struct VocabParallelLMHead {
     const std::int64_t n = rows_local();
     return {Shape{n, dim}, 0, {{0, 0, r * n, (r + 1) * n}}};
   }
-  void load(int r, const Tensor<float, OnCpu>& w) { core.weight = to_ctx<C>(materialize(weight_plan(r), w)); }
+  void load(int r, const Tensor<float, OnCpu>& w) { core.set(materialize(weight_plan(r), w)); }
 
   template <class R>
   tensor forward(R& rank, const tensor& x) const {

@@ -89,10 +89,11 @@ struct VaeResnet {
 struct VaeLinear {
   detail::LinearCore<HostCtx> core;
   static VaeLinear load(const Checkpoint& ck, const std::string& p, std::int64_t ch) {
-    VaeLinear l{{ck.read(p + ".weight"), ck.read(p + ".bias")}};
-    PDIFF_CHECK(l.core.weight.rank() == 2 && l.core.weight.size(0) == ch && l.core.weight.size(1) == ch &&
-                    l.core.bias.numel() == ch,
-                "VAE: '", p, "' has weight", l.core.weight.shape(), ", the config needs (", ch, ", ", ch, ")");
+    const auto w = ck.read(p + ".weight"), b = ck.read(p + ".bias");
+    PDIFF_CHECK(w.rank() == 2 && w.size(0) == ch && w.size(1) == ch && b.numel() == ch, "VAE: '", p, "' has weight",
+                w.shape(), " and bias", b.shape(), ", the config needs (", ch, ", ", ch, ") and (", ch, ")");
+    VaeLinear l;
+    l.core.set(w, &b);
     return l;
   }
   // x: (N, C) → (N, C)
