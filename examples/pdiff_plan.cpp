@@ -7,6 +7,9 @@
 //   pdiff-plan --model flux2-dev|flux2-klein-4b|flux2-klein-9b|DIR --gpus N --gpu-mem GIB [--link nvlink|pcie]
 //              [--width W --height H] [--images B] [--text-tokens T] [--dtype bf16|f32]
 //              [--tflops T --efficiency E --link-gbps G] [--all]
+//   pdiff-plan --model ... --cpu [--cpu-weights bf16|f32] [--mem GIB]   CPU memory per rank and for all thread
+//              ranks of serial, TP<2>, TP<4>: weights bf16 (a bf16 checkpoint, PDIFF_CPU_WEIGHTS=auto) or fp32,
+//              activations fp32, against the machine's memory (default: MemTotal of /proc/meminfo)
 // DIR is a diffusers FLUX.2 folder (transformer/ and text_encoder/ config.json; model_index.json says
 // klein base → two guidance branches). Defaults: H100 SXM (989 TFLOP/s bf16 at efficiency 0.5), NVLink
 // 450 GB/s (pcie: 50), 1024x1024, 1 image.
@@ -14,6 +17,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "pdiff/io/config.hpp"
 #include "pdiff/models/flux2/advisor.hpp"
@@ -42,10 +46,45 @@ Flux2ModelSpec model_from(const std::string& m) {
 }
 }  // namespace
 
+double machine_gib() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  double kib = 0;
+  while (f >> key >> kib)
+    if (key == "MemTotal:") return kib / 1024.0 / 1024.0;
+  return 0;
+}
+
+// Memory of FLUX.2 on CPU thread ranks: TP 1, 2, 4 (one process: every rank's share adds up).
+int print_cpu_plan(const std::string& model, const Flux2ModelSpec& s, const Flux2Workload& w, int weight_bytes,
+                   double mem_gib) {
+  const double gib = 1024.0 * 1024.0 * 1024.0;
+  std::printf("%s on the CPU, weights %s, activations fp32, %lldx%lld, machine %.1f GiB:\n", model.c_str(),
+              weight_bytes == 2 ? "bf16 (a bf16 checkpoint, PDIFF_CPU_WEIGHTS=auto)" : "fp32", (long long)w.width,
+              (long long)w.height, mem_gib);
+  std::printf("  %-7s %13s %10s %13s %12s %12s  %s\n", "layout", "transformer", "encoder", "activations", "per rank",
+              "all ranks", "fits");
+  int fitting = 0;
+  for (int tp : {1, 2, 4}) {
+    const double t = double(flux2_param_plan(s.transformer, tp).bytes(weight_bytes)) / gib;
+    const double e = double(mistral_param_plan(s.encoder, tp).bytes(weight_bytes)) / gib;
+    const double a = double(flux2_activation_bytes(s.transformer, w.width, w.height, w.text_tokens, tp, 1, 4)) / gib;
+    const double all = (t + e + a) * tp;
+    fitting += all <= 0.9 * mem_gib;
+    std::printf("  %-7s %9.2f GiB %6.2f GiB %9.2f GiB %8.2f GiB %8.2f GiB  %s\n",
+                tp == 1 ? "serial" : ("TP<" + std::to_string(tp) + ">").c_str(), t, e, a, t + e + a, all,
+                all <= 0.9 * mem_gib ? "yes" : "no (more than 90% of the machine)");
+  }
+  std::printf("  (the VAE, ~0.3 GiB in fp32, and the OS come on top)\n");
+  return fitting > 0 ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"pdiff-plan: parameter memory per rank, and the layout advisor"};
   std::string config, dtype = "bf16", model, link = "nvlink";
-  bool lm_head = false, all = false;
+  bool lm_head = false, all = false, cpu = false;
+  std::string cpu_weights = "bf16";
+  double mem = 0;
   DeviceSpec dev;
   Flux2Workload w;
   double link_gbps = 0;
@@ -64,9 +103,18 @@ int main(int argc, char** argv) {
   app.add_option("--images", w.images, "advisor: images generated together (DP divides them)");
   app.add_option("--text-tokens", w.text_tokens, "advisor: text tokens per image (default 512, as the pipelines pad)");
   app.add_flag("--all", all, "advisor: list every layout, not only the top 10 and the dropped ones");
+  app.add_flag("--cpu", cpu, "CPU memory per rank and in all of serial, TP<2>, TP<4> (thread ranks)");
+  app.add_option("--cpu-weights", cpu_weights, "--cpu: bf16 (a bf16 checkpoint kept bf16) or f32")
+      ->check(CLI::IsMember({"bf16", "f32"}));
+  app.add_option("--mem", mem, "--cpu: the machine's memory in GiB (default: MemTotal)");
   CLI11_PARSE(app, argc, argv);
   try {
     const double gib = 1024.0 * 1024.0 * 1024.0;
+    if (!model.empty() && cpu) {
+      PDIFF_CHECK(mem >= 0, "--mem ", mem, " GiB must be > 0");
+      const auto spec = model_from(model);
+      return print_cpu_plan(model, spec, w, cpu_weights == "f32" ? 4 : 2, mem > 0 ? mem : machine_gib());
+    }
     if (!model.empty()) {
       PDIFF_CHECK(dev.count >= 1, "--gpus ", dev.count, " must be >= 1");
       PDIFF_CHECK(dev.mem_gib > 0, "--gpu-mem ", dev.mem_gib, " GiB must be > 0");

@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "pdiff/backend/cpu/bf16_weights.hpp"
 #include "pdiff/backend/cpu/gemm.hpp"
 #include "pdiff/core/philox.hpp"
 
@@ -43,6 +44,23 @@ void BM_pdiff_gemm(benchmark::State& st) {
   set_cpu_gemm_threads(before);
   set_flops(st, double(m), double(n), double(k));
   st.SetLabel(std::string(cpu_gemm_is_openblas ? "openblas, " + std::to_string(threads) + " thread(s)" : "eigen, 1 thread"));
+}
+
+// The same with the weight kept bf16 in memory (a bf16 checkpoint on the CPU), widened per panel.
+void BM_pdiff_gemm_bf16_weight(benchmark::State& st) {
+  std::int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+  auto x = random({m, k}, 1), w = random({n, k}, 2);
+  for (std::int64_t i = 0; i < w.numel(); ++i) w(i) = float(bf16(w(i)));
+  const auto w16 = to_bf16_exact(w);
+  Tensor<float> y({m, n});
+  const int before = cpu_gemm_threads();
+  set_cpu_gemm_threads(1);
+  for (auto _ : st) {
+    gemm_bf16_weight(x, w16, y);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_cpu_gemm_threads(before);
+  set_flops(st, double(m), double(n), double(k));
 }
 
 #if defined(PDIFF_WITH_OPENBLAS)
@@ -116,6 +134,7 @@ void linear_sizes_threads(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 BENCHMARK(BM_pdiff_gemm)->Apply(linear_sizes_threads)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_pdiff_gemm_bf16_weight)->Apply(linear_sizes)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_eigen_gemm)->Apply(linear_sizes)->Unit(benchmark::kMicrosecond);
 #if defined(PDIFF_WITH_OPENBLAS)
 BENCHMARK(BM_openblas_gemm)->Apply(linear_sizes)->Unit(benchmark::kMicrosecond);

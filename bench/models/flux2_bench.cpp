@@ -95,7 +95,7 @@ void BM_flux2_step(benchmark::State& st) {
   const char* gf = std::getenv("PDIFF_ADVISOR_GFLOPS");
   const double gflops = gf && std::atof(gf) > 0 ? std::atof(gf) : 90.0;
   const auto p = flux2_predict(cfg, mistral_small_3_1_24b(), {.width = side * 16, .height = side * 16, .text_tokens = txt,
-                                                      .bytes_per_element = 4},
+                                                      .bytes_per_element = 4, .weight_bytes = 4},
                                {.count = L::world_size, .mem_gib = 1e9, .tflops = gflops / 1000.0, .efficiency = 1.0,
                                 .link_gbps = 15.0},
                                L::tp, L::ulysses, L::ring, L::cfg, L::dp);

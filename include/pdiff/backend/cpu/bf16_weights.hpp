@@ -6,7 +6,7 @@
 // | cpu_weights() / set_cpu_weights(m)    | auto (default, or PDIFF_CPU_WEIGHTS=auto): a weight whose every value is exactly a bf16 (a bf16 checkpoint) is kept bf16; f32 (PDIFF_CPU_WEIGHTS=f32): every weight fp32 |
 // | keep_bf16(w)                          | whether w is kept bf16 under the current mode             |
 // | to_bf16_exact(w)                      | the bf16 copy (exact: w's values are bf16)                |
-// | gemm_bf16_weight(a, w, c)             | c (m, n) = a (m, k) · wᵀ, w (n, k) bf16: panels of w's rows widened into a per-thread scratch (≤ 8 MiB), one sgemm each into c's columns |
+// | gemm_bf16_weight(a, w, c)             | c (m, n) = a (m, k) · wᵀ, w (n, k) bf16: panels of w's rows widened into a per-thread scratch (≤ 64 MiB: panels as wide as OpenBLAS blocks N itself, so A is not packed more often), one sgemm each into c's columns |
 // Widening bf16 → fp32 is exact, so the results equal those of the fp32 weight: the same sgemm on the
 // same values, bit for bit at GEMM sizes (a one-row call may differ in the last bit: OpenBLAS picks its
 // GEMV kernel by size); tests/models/flux2_cpu_bf16_test.cpp. The cost is the widening: k·n conversions per call
@@ -86,9 +86,10 @@ inline void gemm_bf16_weight(const Tensor<float, OnCpu>& a, const Tensor<bf16, O
                   c.size(1) == w.size(0),
               "gemm_bf16_weight: a", a.shape(), " · w", w.shape(), "ᵀ → c", c.shape(), " do not match");
   const std::int64_t m = a.size(0), k = a.size(1), n = w.size(0);
-  const std::int64_t panel = std::clamp<std::int64_t>((std::int64_t(1) << 21) / std::max<std::int64_t>(k, 1), 256, std::max<std::int64_t>(n, 1));
-  thread_local std::vector<float> scratch;
-  if (scratch.size() < std::size_t(std::min(panel, n) * k)) scratch.resize(std::size_t(std::min(panel, n) * k));
+  const std::int64_t panel = std::clamp<std::int64_t>((std::int64_t(1) << 24) / std::max<std::int64_t>(k, 1), 256, std::max<std::int64_t>(n, 1));
+  // a tensor, so the rank's memory figures (memory<OnCpu>::thread_peak_bytes) count it
+  thread_local Tensor<float, OnCpu> scratch;
+  if (scratch.numel() < std::min(panel, n) * k) scratch = Tensor<float, OnCpu>({std::min(panel, n) * k});
   for (std::int64_t r0 = 0; r0 < n; r0 += panel) {
     const std::int64_t rows = std::min(panel, n - r0);
     widen_bf16(w.data() + r0 * k, scratch.data(), rows * k);

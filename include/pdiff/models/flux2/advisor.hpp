@@ -39,7 +39,8 @@ struct Flux2Workload {
   std::int64_t width = 1024, height = 1024, text_tokens = 512;
   int branches = 1;            // guidance branches per step: dev 1; klein base with true CFG 2
   int images = 1;              // images generated together (DP divides them)
-  int bytes_per_element = 2;   // bf16
+  int bytes_per_element = 2;   // activations and communication: bf16
+  int weight_bytes = 2;        // parameters: bf16 (on the CPU too: a bf16 checkpoint stays bf16)
 };
 
 struct LayoutPrediction {
@@ -95,7 +96,8 @@ inline LayoutPrediction flux2_predict(const Flux2Config& f, const MistralConfig&
   const int per_group = (w.images + dp - 1) / dp;
   p.batch_step_s = p.step_s * per_group;
   const double gib = 1024.0 * 1024.0 * 1024.0;
-  const double params = double(flux2_param_plan(f, tp).bytes(e) + mistral_param_plan(enc, tp).bytes(e));
+  const double params =
+      double(flux2_param_plan(f, tp).bytes(w.weight_bytes) + mistral_param_plan(enc, tp).bytes(w.weight_bytes));
   const double act = double(flux2_activation_bytes(f, w.width, w.height, w.text_tokens, tp, sp, e)) * per_group;
   p.mem_gib = (params + act) / gib;
   if (p.mem_gib > 0.9 * d.mem_gib) {
@@ -164,15 +166,19 @@ struct Flux2ModelSpec {
 };
 inline Flux2ModelSpec flux2_model_spec(const std::string& name) {
   Flux2ModelSpec m;
+  // the pipeline loads the encoder up to the deepest hidden state FLUX.2 reads (dev 30 of 40 layers,
+  // klein 27 of 36), so the plan counts those layers
   if (name == "flux2-dev") {
     m.transformer = flux2_dev(), m.encoder = mistral_small_3_1_24b();
+    m.encoder.num_hidden_layers = 30;
     return m;
   }
   // klein: Qwen3 encoders (hidden 2560 / 4096, 36 layers, 32 heads / 8 kv of 128, vocab 151936), true CFG
   auto qwen3 = [](std::int64_t hidden, std::int64_t inter) {
     MistralConfig q;
-    q.vocab_size = 151936, q.hidden_size = hidden, q.intermediate_size = inter, q.num_hidden_layers = 36;
+    q.vocab_size = 151936, q.hidden_size = hidden, q.intermediate_size = inter;
     q.num_attention_heads = 32, q.num_key_value_heads = 8, q.head_dim = 128, q.rope_theta = 1e6, q.qk_norm = true;
+    q.num_hidden_layers = 27;
     return q;
   };
   m.branches = 2;
