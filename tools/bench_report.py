@@ -1,6 +1,6 @@
 """Turns one scripts/bench.sh run into one JSON file and PNG plots (matplotlib, pinned in tools/refenv.sh).
 
-  $PY tools/bench_report.py --model flux2 --raw RAW.json --reference REF.txt --gemm-gflops G --out DIR
+  $PY tools/bench_report.py --model flux2 --raw RAW.json [--raw-mpi RAW2.json] --reference REF.txt --gemm-gflops G --out DIR
   $PY tools/bench_report.py --model flux2-batch --raw RAW.json --reference REF.txt --out DIR
 RAW.json: Google Benchmark's --benchmark_out of bench_flux2 / bench_flux2_batch; REF.txt: the PyTorch-CPU
 reference lines (tools/flux2_bench_reference.py / tools/flux2_batch_bench_reference.py output).
@@ -70,14 +70,17 @@ def bars(path, title, ylabel, labels, values, colors):
 
 def flux2(a, raw, ref):
     rows = []
-    for b in raw["benchmarks"]:
-        rows.append({"layout": layout_name(b["name"]), "ranks": int(b["ranks"]), "seconds_per_step": b["seconds_per_step"],
+    runs = [(b, "") for b in raw["benchmarks"]]
+    if a.raw_mpi:
+        runs += [(b, " (mpirun)") for b in json.load(open(a.raw_mpi))["benchmarks"]]
+    for b, how in runs:
+        rows.append({"layout": layout_name(b["name"]) + how, "ranks": int(b["ranks"]), "processes": bool(how), "seconds_per_step": b["seconds_per_step"],
                      "peak_mib_per_rank": b["peak_mib_per_rank"], "bytes_per_step": b["bytes_per_step"],
                      "formula_bytes_per_step": b["formula_bytes_per_step"],
                      "predicted_seconds_per_step": b["predicted_seconds_per_step"]})
     torch = {f"pytorch_{int(r['threads'])}_thread_s": r["reference_seconds_per_step"] for r in ref}
     # the advisor models ranks on their own cores: layouts with more ranks than cores are left out
-    fair = [r for r in rows if r["ranks"] <= os.cpu_count()]
+    fair = [r for r in rows if r["ranks"] <= os.cpu_count() and not r["processes"]]
     rho = spearman([r["predicted_seconds_per_step"] for r in fair], [r["seconds_per_step"] for r in fair])
     doc = {"model": "flux2", "config": a.config, "date": datetime.date.today().isoformat(), "cores": os.cpu_count(),
            "gemm_gflops_per_core": a.gemm_gflops, "reference": torch, "layouts": rows,
@@ -138,6 +141,7 @@ def main():
     ap.add_argument("--model", required=True, choices=["flux2", "flux2-batch"])
     ap.add_argument("--raw", required=True)
     ap.add_argument("--reference", required=True)
+    ap.add_argument("--raw-mpi", default="", help="flux2: the same benchmark under mpirun (rows named '... (mpirun)')")
     ap.add_argument("--gemm-gflops", type=float, default=0)
     ap.add_argument("--config", default="")
     ap.add_argument("--out", required=True)

@@ -9,6 +9,8 @@
 // rank per step (rank 0, every axis communicator) and the advisor's formula for them
 // (models/flux2/advisor.hpp, fp32), and the advisor's predicted step time for a CPU core of
 // PDIFF_ADVISOR_GFLOPS (default 90; scripts/bench.sh passes the GEMM rate it measured) and a 15 GB/s link.
+// Under mpirun -np N the layouts of N ranks run as processes (MpiComm) and only rank 0 reports
+// (scripts/bench.sh --mpi).
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -18,7 +20,9 @@
 #include <utility>
 
 #include <algorithm>
-#include <mutex>
+#include <cstring>
+#include <optional>
+#include <vector>
 
 #include "pdiff/models/flux2/advisor.hpp"
 #include "pdiff/models/flux2/latents.hpp"
@@ -57,9 +61,8 @@ void BM_flux2_step(benchmark::State& st) {
   const auto img_ids = flux2::latent_ids(side, side), txt_ids = flux2::text_ids(txt);
   const float t[] = {0.5f}, g[] = {4.0f};
   double per_step = 0, sent = 0, peak = 0;
-  std::mutex mu;
   for (auto _ : st) {
-    launch<L>({.mode = Launch::threads}, [&](auto& rank) {
+    launch<L>({}, [&](auto& rank) {
       memory<OnCpu>::reset_thread_peak();
       const auto model = Flux2Transformer<Ctx<L>>::load(ck, cfg, rank.coords.tp);
       const std::span<const float> gs = cfg.guidance_embeds ? std::span<const float>(g) : std::span<const float>();
@@ -81,8 +84,9 @@ void BM_flux2_step(benchmark::State& st) {
         per_step = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / steps;
         sent = (bytes() - b0) / steps;
       }
-      std::lock_guard lock(mu);
-      peak = std::max(peak, double(memory<OnCpu>::thread_peak_bytes()));
+      double mine = double(memory<OnCpu>::thread_peak_bytes());  // threads or processes alike
+      rank.world.all_reduce(&mine, 1, ReduceOp::max);
+      if (rank.is_root()) peak = mine;
     });
     st.SetIterationTime(per_step);
   }
@@ -104,9 +108,41 @@ void BM_flux2_step(benchmark::State& st) {
 }
 }  // namespace
 
-BENCHMARK(BM_flux2_step<Layout<OnCpu>>)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_flux2_step<Layout<TP<2>, OnCpu>>)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_flux2_step<Layout<Ulysses<2>, OnCpu>>)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_flux2_step<Layout<Ring<2>, OnCpu>>)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_flux2_step<Layout<TP<2>, Ulysses<2>, OnCpu>>)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
-BENCHMARK_MAIN();
+namespace {
+// Rank != 0 of an mpirun runs the benchmarks for their collectives only.
+struct SilentReporter : benchmark::BenchmarkReporter {
+  bool ReportContext(const Context&) override { return true; }
+  void ReportRuns(const std::vector<Run>&) override {}
+};
+
+template <class L>
+void add(const char* name, int procs) {
+  if (procs == 0 || procs == L::world_size)  // threads: every layout; mpirun -np N: the N-rank ones
+    benchmark::RegisterBenchmark(name, BM_flux2_step<L>)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  int procs = 0, me = 0;
+#if defined(PDIFF_WITH_MPI)
+  std::optional<MpiComm> world;
+  if (MpiComm::launched_by_mpirun()) world = MpiComm::world(), procs = world->size(), me = world->rank();
+#endif
+  std::vector<char*> args(argv, argv + argc);
+  if (me != 0) std::erase_if(args, [](const char* a) { return std::strncmp(a, "--benchmark_out", 15) == 0; });
+  int n = int(args.size());
+  benchmark::Initialize(&n, args.data());
+  add<Layout<OnCpu>>("BM_flux2_step<Layout<OnCpu>>", procs);
+  add<Layout<TP<2>, OnCpu>>("BM_flux2_step<Layout<TP<2>, OnCpu>>", procs);
+  add<Layout<Ulysses<2>, OnCpu>>("BM_flux2_step<Layout<Ulysses<2>, OnCpu>>", procs);
+  add<Layout<Ring<2>, OnCpu>>("BM_flux2_step<Layout<Ring<2>, OnCpu>>", procs);
+  add<Layout<TP<2>, Ulysses<2>, OnCpu>>("BM_flux2_step<Layout<TP<2>, Ulysses<2>, OnCpu>>", procs);
+  if (me == 0) {
+    benchmark::RunSpecifiedBenchmarks();
+  } else {
+    SilentReporter silent;
+    benchmark::RunSpecifiedBenchmarks(&silent);
+  }
+  benchmark::Shutdown();
+  return 0;
+}
