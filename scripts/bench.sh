@@ -69,4 +69,4 @@ else
     --benchmark_out="$raw" --benchmark_out_format=json
   "$PY" tools/bench_report.py --model flux2-batch --raw "$raw" --reference "$ref" --out "$out" >/dev/null
 fi
-echo "bench.sh: wrote $out/$model.json and $(ls "$out" | grep -c "^$model.*png") plot(s): $(ls "$out"/$model*.png | tr '\n' ' ')"
+echo "bench.sh: wrote $out/$model.json and $(ls "$out" | grep -c "^${model}_.*png") plot(s): $(ls "$out"/${model}_*.png | tr '\n' ' ')"
