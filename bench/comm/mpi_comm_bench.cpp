@@ -10,9 +10,8 @@
 // nothing and ignore --benchmark_out.
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
-#include <vector>
 
+#include "../bench_rank.hpp"
 #include "comm_bench_common.hpp"
 #include "pdiff/comm/mpi_comm.hpp"
 
@@ -36,22 +35,12 @@ void BM_MpiComm(benchmark::State& st) {
   pdiff::bench::set_counters(st, coll, comm.size(), bytes, std::int64_t(st.iterations()) * batch);
 }
 
-// Rank ≠ 0 runs the benchmarks for their collectives only.
-struct SilentReporter : benchmark::BenchmarkReporter {
-  bool ReportContext(const Context&) override { return true; }
-  void ReportRuns(const std::vector<Run>&) override {}
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
   pdiff::MpiComm world = pdiff::MpiComm::world();
   g_world = &world;
-  std::vector<char*> args(argv, argv + argc);
-  if (world.rank() != 0)
-    std::erase_if(args, [](const char* a) { return std::strncmp(a, "--benchmark_out", 15) == 0; });
-  int n = int(args.size());
-  benchmark::Initialize(&n, args.data());
+  pdiff::bench::init_for_rank(argc, argv, world.rank());
   for (int coll : {0, 1, 2})
     for (std::int64_t kib = 4; kib <= 64 * 1024; kib *= 4) {
       const std::size_t bytes = std::size_t(kib) * 1024;
@@ -63,13 +52,7 @@ int main(int argc, char** argv) {
           ->Iterations(iters)
           ->UseRealTime();
     }
-  if (world.rank() == 0) {
-    benchmark::RunSpecifiedBenchmarks();
-  } else {
-    SilentReporter silent;
-    benchmark::RunSpecifiedBenchmarks(&silent);
-  }
-  benchmark::Shutdown();
+  pdiff::bench::run_for_rank(world.rank());
   return 0;
 }
 #else

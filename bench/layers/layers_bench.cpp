@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "pdiff/pdiff.hpp"
+#include "../bench_rank.hpp"
 
 using namespace pdiff;
 
@@ -52,13 +53,7 @@ void BM_attention(benchmark::State& st) {
       rank.world.barrier();
       if (rank.index == 0) secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       benchmark::DoNotOptimize(y.data());
-      if (rank.index == 0) {
-        std::uint64_t t = 0;
-        if constexpr (L::tp > 1) t += rank.tp.stats().total();
-        if constexpr (L::ulysses > 1) t += rank.ulysses.stats().total();
-        if constexpr (L::ring > 1) t += rank.ring.stats().total();
-        sent0 = t;
-      }
+      if (rank.index == 0) sent0 = bench::tp_sp_bytes_sent(rank);
     });
     st.SetIterationTime(secs);
   }

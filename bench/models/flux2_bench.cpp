@@ -19,15 +19,13 @@
 #include <fstream>
 #include <utility>
 
-#include <algorithm>
-#include <cstring>
 #include <optional>
-#include <vector>
 
 #include "pdiff/models/flux2/advisor.hpp"
 #include "pdiff/models/flux2/latents.hpp"
 #include "pdiff/models/flux2/transformer.hpp"
 #include "pdiff/pdiff.hpp"
+#include "../bench_rank.hpp"
 
 using namespace pdiff;
 namespace fs = std::filesystem;
@@ -68,21 +66,14 @@ void BM_flux2_step(benchmark::State& st) {
       const std::span<const float> gs = cfg.guidance_embeds ? std::span<const float>(g) : std::span<const float>();
       model.forward(rank, x, ctx, t, gs, img_ids, txt_ids);  // warm-up
       rank.world.barrier();
-      const auto bytes = [&] {
-        double t = 0;
-        if constexpr (L::tp > 1) t += double(rank.tp.stats().total());
-        if constexpr (L::ulysses > 1) t += double(rank.ulysses.stats().total());
-        if constexpr (L::ring > 1) t += double(rank.ring.stats().total());
-        return t;
-      };
-      const double b0 = bytes();
+      const double b0 = double(bench::tp_sp_bytes_sent(rank));
       const auto t0 = std::chrono::steady_clock::now();
       const int steps = bench_steps();
       for (int i = 0; i < steps; ++i) benchmark::DoNotOptimize(model.forward(rank, x, ctx, t, gs, img_ids, txt_ids).data());
       rank.world.barrier();
       if (rank.is_root()) {
         per_step = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / steps;
-        sent = (bytes() - b0) / steps;
+        sent = (double(bench::tp_sp_bytes_sent(rank)) - b0) / steps;
       }
       double mine = double(memory<OnCpu>::thread_peak_bytes());  // threads or processes alike
       rank.world.all_reduce(&mine, 1, ReduceOp::max);
@@ -109,12 +100,6 @@ void BM_flux2_step(benchmark::State& st) {
 }  // namespace
 
 namespace {
-// Rank != 0 of an mpirun runs the benchmarks for their collectives only.
-struct SilentReporter : benchmark::BenchmarkReporter {
-  bool ReportContext(const Context&) override { return true; }
-  void ReportRuns(const std::vector<Run>&) override {}
-};
-
 template <class L>
 void add(const char* name, int procs) {
   if (procs == 0 || procs == L::world_size)  // threads: every layout; mpirun -np N: the N-rank ones
@@ -128,21 +113,12 @@ int main(int argc, char** argv) {
   std::optional<MpiComm> world;
   if (MpiComm::launched_by_mpirun()) world = MpiComm::world(), procs = world->size(), me = world->rank();
 #endif
-  std::vector<char*> args(argv, argv + argc);
-  if (me != 0) std::erase_if(args, [](const char* a) { return std::strncmp(a, "--benchmark_out", 15) == 0; });
-  int n = int(args.size());
-  benchmark::Initialize(&n, args.data());
+  bench::init_for_rank(argc, argv, me);
   add<Layout<OnCpu>>("BM_flux2_step<Layout<OnCpu>>", procs);
   add<Layout<TP<2>, OnCpu>>("BM_flux2_step<Layout<TP<2>, OnCpu>>", procs);
   add<Layout<Ulysses<2>, OnCpu>>("BM_flux2_step<Layout<Ulysses<2>, OnCpu>>", procs);
   add<Layout<Ring<2>, OnCpu>>("BM_flux2_step<Layout<Ring<2>, OnCpu>>", procs);
   add<Layout<TP<2>, Ulysses<2>, OnCpu>>("BM_flux2_step<Layout<TP<2>, Ulysses<2>, OnCpu>>", procs);
-  if (me == 0) {
-    benchmark::RunSpecifiedBenchmarks();
-  } else {
-    SilentReporter silent;
-    benchmark::RunSpecifiedBenchmarks(&silent);
-  }
-  benchmark::Shutdown();
+  bench::run_for_rank(me);
   return 0;
 }
