@@ -51,7 +51,7 @@ void BM_pdiff_gemm_bf16_weight(benchmark::State& st) {
   std::int64_t m = st.range(0), n = st.range(1), k = st.range(2);
   auto x = random({m, k}, 1), w = random({n, k}, 2);
   for (std::int64_t i = 0; i < w.numel(); ++i) w(i) = float(bf16(w(i)));
-  const auto w16 = to_bf16_exact(w);
+  const auto w16 = convert<bf16>(w);
   Tensor<float> y({m, n});
   const int before = cpu_gemm_threads();
   set_cpu_gemm_threads(1);

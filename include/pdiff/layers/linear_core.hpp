@@ -30,7 +30,7 @@ struct LinearCore {
   void set(const Tensor<float, OnCpu>& w, const Tensor<float, OnCpu>* b = nullptr) {
     if constexpr (cpu_f32) {
       if (keep_bf16(w)) {
-        weight16 = to_bf16_exact(w);
+        weight16 = convert<bf16>(w);
         weight = tensor();
       } else {
         weight = w;

@@ -32,7 +32,7 @@ struct VocabParallelEmbedding {
   }
   void load(int r, const Tensor<float, OnCpu>& w) {
     auto local = materialize(weight_plan(r), w);
-    if (keep_bf16(local)) weight16 = to_bf16_exact(local), weight = {};
+    if (keep_bf16(local)) weight16 = convert<bf16>(local), weight = {};
     else weight = local, weight16 = {};
   }
 

@@ -4,8 +4,7 @@
 // | call                                  | what                                                      |
 // |---------------------------------------|-----------------------------------------------------------|
 // | cpu_weights() / set_cpu_weights(m)    | auto (default, or PDIFF_CPU_WEIGHTS=auto): a weight whose every value is exactly a bf16 (a bf16 checkpoint) is kept bf16; f32 (PDIFF_CPU_WEIGHTS=f32): every weight fp32 |
-// | keep_bf16(w)                          | whether w is kept bf16 under the current mode             |
-// | to_bf16_exact(w)                      | the bf16 copy (exact: w's values are bf16)                |
+// | keep_bf16(w)                          | whether w is kept bf16 under the current mode (its copy: convert<bf16>(w), exact) |
 // | gemm_bf16_weight(a, w, c)             | c (m, n) = a (m, k) · wᵀ, w (n, k) bf16: panels of w's rows widened into a per-thread scratch (≤ 64 MiB: panels as wide as OpenBLAS blocks N itself, so A is not packed more often), one sgemm each into c's columns |
 // Widening bf16 → fp32 is exact, so the results equal those of the fp32 weight: the same sgemm on the
 // same values, bit for bit at GEMM sizes (a one-row call may differ in the last bit: OpenBLAS picks its
@@ -19,9 +18,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <vector>
 
 #include "pdiff/backend/cpu/blas.hpp"
+#include "pdiff/backend/cpu/convert.hpp"
 #include "pdiff/backend/cpu/memory.hpp"
 #include "pdiff/core/dtype.hpp"
 #include "pdiff/core/error.hpp"
@@ -60,18 +59,6 @@ inline bool bf16_exact(const Tensor<float, OnCpu>& w) {
 
 inline bool keep_bf16(const Tensor<float, OnCpu>& w) {
   return cpu_weights() == CpuWeights::automatic && w.rank() == 2 && w.numel() > 0 && bf16_exact(w);
-}
-
-inline Tensor<bf16, OnCpu> to_bf16_exact(const Tensor<float, OnCpu>& w) {
-  Tensor<bf16, OnCpu> o(w.shape());
-  const float* p = w.data();
-  bf16* q = o.data();
-  for (std::int64_t i = 0; i < w.numel(); ++i) {
-    std::uint32_t u;
-    std::memcpy(&u, p + i, 4);
-    q[i] = bf16::from_bits(std::uint16_t(u >> 16));
-  }
-  return o;
 }
 
 // n values of bf16 rows widened to fp32 (exact).
