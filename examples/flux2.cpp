@@ -181,7 +181,6 @@ int main(int argc, char** argv) {
       const auto pipe = Model::load(rank, model, {.caption_upsampling = upsample.has_value()});
       if (rank.is_root()) load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
       const double loaded = double(Mem::thread_peak_bytes()) - base;
-      pipe.plan_batch(requests, batch);  // a batch that cannot fit is refused before any work
       auto r = pipe.generate(rank, std::span<const Flux2Request>(requests), batch);
       const auto all = cli::gather_pairs<L>(rank, loaded, double(Mem::thread_peak_bytes()) - base);
       if (rank.is_root()) {
