@@ -307,7 +307,7 @@ class Flux2Pipeline {
       for (auto& img : q.images) ref += (img.size(2) / 16) * (img.size(3) / 16);
       const std::int64_t tokens = (H / 16) * (W / 16) + ref + std::int64_t(q.max_sequence_length);
       cost[i] = double(tokens) * q.steps * (true_cfg(q.guidance) ? 2 : 1);
-      const std::int64_t a = image_activation_bytes(q, W, H);
+      const std::int64_t a = image_activation_bytes(q, W, H, ref);
       p.activation_bytes.push_back(a);
       PDIFF_CHECK(o.memory_budget == 0 || a <= o.memory_budget, "Flux2Pipeline: request ", i, " (", W, "x", H,
                   ") needs about ", a / 1048576, " MiB of activations per rank, more than the memory budget of ",
@@ -368,15 +368,14 @@ class Flux2Pipeline {
   // Activation bytes per rank of one image in a forward: the largest of the text encoder's, the
   // transformer's (flux2_activation_bytes) and the VAE decoder's (three full-resolution maps of its
   // last block's channels, fp32 on the host) — estimates, as the planner's.
-  std::int64_t image_activation_bytes(const Flux2Request& q, std::int64_t W, std::int64_t H) const {
+  // ref_tokens: the reference images' tokens, joined to the sequence like the text's.
+  std::int64_t image_activation_bytes(const Flux2Request& q, std::int64_t W, std::int64_t H, std::int64_t ref_tokens) const {
     const std::int64_t S = std::int64_t(q.max_sequence_length), e = std::int64_t(sizeof(T));
-    std::int64_t ref = 0;
-    for (auto& img : q.images) ref += (img.size(2) / 16) * (img.size(3) / 16) * 256;
     const auto& ec = text_encoder.cfg;
     const std::int64_t enc =
         S * (std::int64_t(text_layers.size() + 4) * ec.hidden_size + 2 * ec.intermediate_size / L::tp) * e;
     const std::int64_t dit =
-        flux2_activation_bytes(transformer.cfg, W, H + ref / std::max<std::int64_t>(W, 1), S, L::tp, L::ulysses * L::ring, int(e));
+        flux2_activation_bytes(transformer.cfg, W, H, S + ref_tokens, L::tp, L::ulysses * L::ring, int(e));
     const auto& ch = vae.kl.config.decoder_channels();
     const std::int64_t dec = ch.empty() ? 0 : 3 * ch.front() * W * H * std::int64_t(sizeof(float));
     return std::max({enc, dit, dec});
