@@ -4,6 +4,8 @@
 // layout (TP, CFG, EP inside TP, EP across Ulysses / CFG ranks, Ring with padding) equals serial.
 #include <doctest/doctest.h>
 
+#include <numeric>
+
 #include "../layers/harness.hpp"
 #include "pdiff/io/checkpoint.hpp"
 #include "pdiff/models/hunyuan_image3/sampler.hpp"
@@ -36,8 +38,10 @@ HunyuanSequence sequence(const SafeTensors& g, int b) {
 
 Tensor<float> row(const Tensor<float>& t, std::int64_t b) { return narrow(t, 0, b, 1); }
 
+std::int64_t routed(const MoeLoad& l) { return std::accumulate(l.tokens.begin(), l.tokens.end(), std::int64_t(0)); }
+
 template <class L>
-std::vector<Tensor<float>> sample() {
+std::vector<Tensor<float>> sample(int steps = 2, bool kv_cache = true) {
   const auto g = goldens();
   const auto ck = Checkpoint::open(dir);
   const auto cfg = HunyuanImage3Config::load(dir);
@@ -45,7 +49,8 @@ std::vector<Tensor<float>> sample() {
   const auto x = g.read("step0_latents_in");
   return run_ranks<L>([&](auto& rank) {
     const auto m = HunyuanImage3Transformer<Ctx<L>>::load(ck, cfg, rank);
-    return hunyuan_denoise(rank, m, cond, uncond, x, {.steps = 2, .guidance = 5.0f, .flow_shift = 3.0f});
+    return hunyuan_denoise(rank, m, cond, uncond, x,
+                           {.steps = steps, .guidance = 5.0f, .flow_shift = 3.0f, .kv_cache = kv_cache});
   });
 }
 }  // namespace
@@ -134,6 +139,47 @@ TEST_CASE_TEMPLATE("HunyuanImage-3.0 on every layout equals serial", L, Layout<T
                    Layout<TP<2>, CFG<2>, EP<4>, OnCpu>) {
   const auto serial = sample<Layout<OnCpu>>()[0];
   for (auto& y : sample<L>()) CHECK(rel_err(y, serial) < 1e-5);
+}
+
+TEST_CASE("HunyuanImage-3.0 KV cache: later steps compute only the rows from <timestep> on, with the same velocity") {
+  const auto g = goldens();
+  const auto ck = Checkpoint::open(dir);
+  const auto cfg = HunyuanImage3Config::load(dir);
+  using L = Layout<OnCpu>;
+  run_ranks<L>([&](auto& rank) {
+    const auto m = HunyuanImage3Transformer<Ctx<L>>::load(ck, cfg, rank);
+    const auto s = sequence(g, 0), u = sequence(g, 1);
+    const auto x = g.read("step0_latents_in");
+    HunyuanImage3Transformer<Ctx<L>>::KvCache cache;
+    std::vector<MoeLoad> load;
+    const auto v0 = m.velocity(rank, s, x, 1000.0f, &load, &cache);  // fills the cache: the whole sequence
+    CHECK(cache.length == s.timestep_index);
+    REQUIRE(cache.layers.size() == 3);
+    CHECK(cache.layers[0].k.shape() == Shape({1, 19, cfg.num_key_value_heads, cfg.attention_head_dim}));
+    CHECK(rel_err(v0, g.read("step0_v_cond")) < 1e-4);
+    CHECK(routed(load[1]) == 36 * 2);
+    const auto x1 = g.read("step1_latents_in");
+    const auto want = m.velocity(rank, s, x1, 500.0f);
+    const auto got = m.velocity(rank, s, x1, 500.0f, &load, &cache);  // cached: 17 rows of 36
+    CHECK(rel_err(got, want) < 1e-5);
+    CHECK(routed(load[1]) == (36 - 19) * 2);
+    // one cache per sequence: the unconditional branch's prefix has other tokens but the same length, and a
+    // sequence with another prefix length is refused
+    auto longer = s;
+    longer.ids.insert(longer.ids.begin() + 1, longer.ids[1]);
+    ++longer.timestep_index, ++longer.image_begin;
+    CHECK_THROWS_WITH_AS(m.velocity(rank, longer, x1, 500.0f, nullptr, &cache),
+                         doctest::Contains("the KV cache holds 19 prefix tokens; this sequence's prefix has 20"), Error);
+    (void)u;
+    return Tensor<float>();
+  });
+}
+
+TEST_CASE_TEMPLATE("HunyuanImage-3.0 KV cache on every layout equals recomputing the whole sequence", L, Layout<OnCpu>,
+                   Layout<TP<2>, OnCpu>, Layout<Ulysses<2>, EP<2>, OnCpu>, Layout<Ring<2>, OnCpu>,
+                   Layout<Ulysses<2>, Ring<2>, OnCpu>, Layout<TP<2>, CFG<2>, EP<4>, OnCpu>) {
+  const auto full = sample<Layout<OnCpu>>(3, false)[0];
+  for (auto& y : sample<L>(3, true)) CHECK(rel_err(y, full) < 1e-5);
 }
 
 TEST_CASE("HunyuanImage-3.0: bad input is a clear error") {

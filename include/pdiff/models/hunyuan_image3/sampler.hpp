@@ -3,6 +3,7 @@
 //
 //   σ = linspace(1, 0, n+1), σ ← s·σ / (1 + (s−1)·σ)   (flow_shift s, default 3)
 //   per step: v_c, v_u = model(cond, x, 1000·σ_i), model(uncond, x, 1000·σ_i)   (CFG<2>: one branch per group)
+//             (each branch's prompt K/V kept from step 1 on: later steps run only timestep + image tokens)
 //             v = v_u + g·(v_c − v_u)  (g ≤ 1: the cond branch only);  x ← x + (σ_{i+1} − σ_i)·v
 // The unconditional sequence is the conditional one with every prompt token replaced by `<cfg>`.
 #pragma once
@@ -19,6 +20,7 @@ struct HunyuanSampling {
   float guidance = 5.0f;
   float flow_shift = 3.0f;
   std::function<void(int step, int steps)> on_step;  // progress
+  bool kv_cache = true;  // keep the prompt's K/V from the first step (false: recompute every step, same result)
 };
 
 inline std::vector<float> hunyuan_sigmas(int steps, float shift) {
@@ -51,10 +53,11 @@ Tensor<float, OnCpu> hunyuan_denoise(R& rank, const HunyuanImage3Transformer<C>&
               "): guidance <= 1 runs the conditional branch only");
   PDIFF_CHECK(cond.size() == uncond.size() && cond.image_begin == uncond.image_begin,
               "HunyuanImage-3.0: the unconditional sequence must have the conditional one's layout");
+  typename HunyuanImage3Transformer<C>::KvCache caches[2];  // per branch (CFG<2>: each group uses its own)
   for (int i = 0; i < o.steps; ++i) {
     const float t = sigmas[std::size_t(i)] * 1000.0f;
     const auto v = cfg_predict<L>(rank, cfg ? 2 : 1, [&](int b) {
-      return Prediction{model.velocity(rank, b == 0 ? cond : uncond, x, t)};
+      return Prediction{model.velocity(rank, b == 0 ? cond : uncond, x, t, nullptr, o.kv_cache ? &caches[b] : nullptr)};
     });
     const float dt = sigmas[std::size_t(i) + 1] - sigmas[std::size_t(i)], g = o.guidance;
     const float* vc = v[0][0].data();

@@ -12,8 +12,11 @@
 // | MLP        | gate_and_up_proj [up; gate] → down(up · silu(gate))                           | intermediate / tp |
 // | MoE        | layers ≥ moe_layer_num_skipped (layers/moe.hpp)                                | TP and EP<N> |
 // | UNet parts | patch_embed, final_layer, timestep embedders (unet.hpp)                       | host fp32, every rank |
-// One call computes one guidance branch (batch 1) over the whole sequence; a KV cache for the text is
-// not kept (SPEC.md §7: recomputing equals the reference's cached steps).
+// One call computes one guidance branch (batch 1). The prefix before `<timestep>` (bos, prompt, boi,
+// size and ratio tokens) is causal and the same at every step, so its K/V are too: with a KvCache the
+// first step keeps them (gathered over the sequence ranks, this rank's KV heads) and later steps run only
+// the tokens from `<timestep>` on, attending to the cached prefix as the reference's cached steps do
+// (SPEC.md §7). Without one every step recomputes the whole sequence (the same result).
 #pragma once
 
 #include <cmath>
@@ -74,12 +77,18 @@ inline RopeTable<OnCpu> rope_2d(const HunyuanSequence& s, std::int64_t rows, std
   return t;
 }
 
-// (1, rows, rows) u8: causal, full inside the image block, keys past the sequence (padding) masked.
-inline Tensor<std::uint8_t> attention_mask(const HunyuanSequence& s, std::int64_t rows) {
-  auto m = Tensor<std::uint8_t>::zeros({1, rows, rows});
+// (1, rows, first + rows) u8 for the query rows [first, first + rows) against keys [0, first + rows):
+// causal, full inside the image block, keys past the sequence (padding) masked. first = 0: the whole
+// sequence; first = P: the rows after a cached prefix of P tokens (keys = [prefix; rows]).
+inline Tensor<std::uint8_t> attention_mask(const HunyuanSequence& s, std::int64_t rows, std::int64_t first = 0) {
+  const std::int64_t keys = first + rows;
+  auto m = Tensor<std::uint8_t>::zeros({1, rows, keys});
   const std::int64_t S = s.size(), L = s.image_begin, E = L + s.h * s.w;
-  for (std::int64_t i = 0; i < rows; ++i)
-    for (std::int64_t j = 0; j < S; ++j) m(i * rows + j) = j <= i || (i >= L && i < E && j >= L && j < E);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const std::int64_t i = first + r;
+    for (std::int64_t j = 0; j < std::min(S, keys); ++j)
+      m(r * keys + j) = j <= i || (i >= L && i < E && j >= L && j < E);
+  }
   return m;
 }
 }  // namespace hunyuan_image3
@@ -115,10 +124,14 @@ struct HunyuanAttention {
     return a;
   }
 
-  // x: (1, n, H) this rank's rows → (1, n, H)
+  using Prefix = KvPrefix<typename C::value_type, typename C::backend>;
+
+  // x: (1, n, H) this rank's rows → (1, n, H). `prefix`: cached K/V before these rows; `keep` (> 0):
+  // store the K/V of the sequence's first `keep` rows in `*kept` (gathered over the sequence ranks).
   template <class R>
   tensor forward(R& rank, const tensor& x, const RopeTable<typename C::backend>& rope,
-                 const BasicAttnArgs<typename C::backend>& args) const {
+                 const BasicAttnArgs<typename C::backend>& args, const Prefix* prefix = nullptr,
+                 std::int64_t keep = 0, Prefix* kept = nullptr) const {
     const std::int64_t B = x.size(0), n = x.size(1), G = groups, D = head_dim;
     const auto t = qkv.matmul(x).view({B, n, kv_local, G + 2, D});
     auto q = narrow(t, 3, 0, G).view({B, n, kv_local * G, D});
@@ -128,7 +141,11 @@ struct HunyuanAttention {
     apply_rope_half(k, rope);
     q = q_norm(q);  // after RoPE, as the reference
     k = k_norm(k);
-    auto a = attend<L>(rank, std::move(q), std::move(k), std::move(v), args);
+    if (keep > 0) {
+      kept->k = narrow(sp_gather<L>(rank, k), 1, 0, keep);
+      kept->v = narrow(sp_gather<L>(rank, v), 1, 0, keep);
+    }
+    auto a = attend<L>(rank, std::move(q), std::move(k), std::move(v), args, prefix);
     return o.forward(rank, a.view({B, n, kv_local * G * D}));
   }
 };
@@ -142,10 +159,13 @@ struct HunyuanLayer {
   MoeMlp<C> dense;  // when not MoE: intermediate / tp, partial sums
   std::optional<MoE<C>> moe;
 
+  using Prefix = typename HunyuanAttention<C>::Prefix;
+
   template <class R>
   void forward(R& rank, tensor& x, const RopeTable<typename C::backend>& rope,
-               const BasicAttnArgs<typename C::backend>& args, MoeLoad* load) const {
-    add_(x, attn.forward(rank, input_norm(x), rope, args));
+               const BasicAttnArgs<typename C::backend>& args, MoeLoad* load, const Prefix* prefix = nullptr,
+               std::int64_t keep = 0, Prefix* kept = nullptr) const {
+    add_(x, attn.forward(rank, input_norm(x), rope, args, prefix, keep, kept));
     const auto xn = post_norm(x);
     if (moe) {
       add_(x, moe->forward(rank, xn, load));
@@ -170,6 +190,12 @@ class HunyuanImage3Transformer {
   hunyuan_image3::UNetDown patch_embed;
   hunyuan_image3::UNetUp final_layer;
   std::vector<HunyuanLayer<C>> layers;
+
+  // One guidance branch's prefix K/V, per layer (empty until the first velocity() that is given it).
+  struct KvCache {
+    std::int64_t length = 0;  // tokens cached: the sequence's timestep_index
+    std::vector<typename HunyuanLayer<C>::Prefix> layers;
+  };
 
   template <class Source, class R>
   static HunyuanImage3Transformer load(const Source& ck, const HunyuanImage3Config& cfg, const R& rank) {
@@ -222,24 +248,36 @@ class HunyuanImage3Transformer {
   }
 
   // The velocity (1, C, h, w) of one guidance branch, on every rank; `load` (optional) gets the
-  // expert load of each MoE layer.
+  // expert load of each MoE layer. `cache` (optional, one per branch): an empty one is filled with the
+  // prefix K/V; a filled one makes this call compute only the rows from `<timestep>` on.
   template <class R>
   HostTensor velocity(R& rank, const HunyuanSequence& s, const HostTensor& latents, float t,
-                      std::vector<MoeLoad>* load = nullptr) const {
+                      std::vector<MoeLoad>* load = nullptr, KvCache* cache = nullptr) const {
     const auto x_full = embed(s, latents, t);
-    const std::int64_t S = s.size(), H = cfg.hidden_size;
+    if (s.timestep_index > s.image_begin) cache = nullptr;  // the image inside the prefix: nothing fixed to keep
+    const bool cached = cache && cache->length > 0;
+    PDIFF_CHECK(!cached || (cache->length == s.timestep_index && cache->layers.size() == layers.size()),
+                "HunyuanImage-3.0: the KV cache holds ", cache ? cache->length : 0,
+                " prefix tokens; this sequence's prefix has ", s.timestep_index, " (one cache per sequence)");
+    const std::int64_t first = cached ? cache->length : 0;  // rows [first, S) are computed
+    const std::int64_t S = s.size() - first, H = cfg.hidden_size;
     const SpChunk ch = sp_chunk<L>(rank, S);
-    auto x_local = narrow(x_full, 1, ch.begin, ch.real());
+    auto x_local = narrow(x_full, 1, first + ch.begin, ch.real());
     if (ch.padding() > 0) x_local = cat(x_local, HostTensor::zeros({1, ch.padding(), H}), 1);
     auto x = to_ctx<C>(x_local);
-    const auto table = hunyuan_image3::rope_2d(s, ch.padded, cfg.attention_head_dim, cfg.rope_theta);
-    const auto rope = to<backend>(RopeTable<OnCpu>{narrow(table.cos, 0, ch.begin, ch.size()),
-                                                   narrow(table.sin, 0, ch.begin, ch.size())});
-    const auto mask = to<backend>(hunyuan_image3::attention_mask(s, ch.padded));
+    const auto table = hunyuan_image3::rope_2d(s, first + ch.padded, cfg.attention_head_dim, cfg.rope_theta);
+    const auto rope = to<backend>(RopeTable<OnCpu>{narrow(table.cos, 0, first + ch.begin, ch.size()),
+                                                   narrow(table.sin, 0, first + ch.begin, ch.size())});
+    const auto mask = to<backend>(hunyuan_image3::attention_mask(s, ch.padded, first));
     const BasicAttnArgs<backend> args{.mask = &mask};
     if (load) load->assign(layers.size(), {});
-    for (std::size_t i = 0; i < layers.size(); ++i) layers[i].forward(rank, x, rope, args, load ? &(*load)[i] : nullptr);
-    const auto y = to_host_f32(narrow(sp_gather<L>(rank, x), 1, s.image_begin, s.h * s.w));
+    const std::int64_t keep = cache && !cached ? s.timestep_index : 0;
+    if (keep > 0) cache->layers.assign(layers.size(), {});
+    for (std::size_t i = 0; i < layers.size(); ++i)
+      layers[i].forward(rank, x, rope, args, load ? &(*load)[i] : nullptr, cached ? &cache->layers[i] : nullptr, keep,
+                        keep > 0 ? &cache->layers[i] : nullptr);
+    if (keep > 0) cache->length = keep;
+    const auto y = to_host_f32(narrow(sp_gather<L>(rank, x), 1, s.image_begin - first, s.h * s.w));
     const float ts[] = {t};
     return final_layer(y, time_embed_2(ts), s.h, s.w);
   }
