@@ -5,7 +5,9 @@
 // CPU (one process per rank under mpirun). Prints a progress bar over the denoising steps and a
 // summary: time per phase and each rank's peak memory.
 //   hunyuan_image3_tp2_ep2 --model DIR --prompt "a red fox in the snow" -o fox.png [--width W --height H]
-//                  [--steps N] [--guidance G] [--shift S] [--seed S]
+//                  [--steps N] [--guidance G] [--shift S] [--seed S] [--vae whole|patch] [--no-kv-cache]
+//   (--vae patch: the VAE decode split into haloed blocks over the layout's VaePatch ranks, e.g.
+//    hunyuan_image3_tp2_ep2_vae2; --no-kv-cache recomputes the prompt every step instead of caching its K/V)
 //   hunyuan_image3_tp2_ep2 --plan     per-rank parameter memory of the released model (80B, 64 experts top-8)
 //                             for the common layouts, bf16
 // The size is snapped to the nearest of the model's 33 aspect ratios (as the reference does). Every
@@ -52,7 +54,8 @@ void print_plan() {
 
 int main(int argc, char** argv) {
   CLI::App app{"hunyuan_image3: HunyuanImage-3.0 text-to-image on a compile-time parallel layout"};
-  std::string model, prompt, out = "hunyuan_image3.png";
+  std::string model, prompt, out = "hunyuan_image3.png", vae_mode = "whole";
+  bool no_kv_cache = false;
   std::int64_t width = 1024, height = 1024;
   int steps = 50;
   float guidance = 5.0f, shift = 3.0f;
@@ -68,6 +71,9 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "noise seed, >= 0 (Philox: the same image on every layout)")
       ->check(cli::non_negative);
   app.add_option("-o,--output", out, "output PNG");
+  app.add_option("--vae", vae_mode, "VAE decode: whole, or patch (haloed blocks over the VaePatch ranks)")
+      ->check(CLI::IsMember({"whole", "patch"}));
+  app.add_flag("--no-kv-cache", no_kv_cache, "recompute the prompt at every step (default: its K/V cached after step 1)");
   app.add_flag("--plan", plan, "print per-rank parameter memory of the released model and exit");
   CLI11_PARSE(app, argc, argv);
 
@@ -86,7 +92,9 @@ int main(int argc, char** argv) {
                 guidance, ")");
     cli::check_output(out);
     const HunyuanRequest q{.prompt = prompt, .width = width, .height = height, .steps = steps, .guidance = guidance,
-                           .flow_shift = shift, .seed = seed};
+                           .flow_shift = shift, .seed = seed,
+                           .vae = vae_mode == "patch" ? VaeRunOptions::patch() : VaeRunOptions::whole(),
+                           .kv_cache = !no_kv_cache};
     std::vector<double> peaks;
     HunyuanResult result;
     std::mutex mu;

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 #include "pdiff/backend/cpu/memory.hpp"
@@ -25,6 +26,17 @@
 namespace pdiff {
 
 enum class VaeSplit { tiled, patch };
+
+// How one VAE call runs: whole, tiled or patch parallel (over the comm the call is given).
+struct VaeRunOptions {
+  std::optional<VaeSplit> split;  // nullopt: the whole image at once
+  std::int64_t tile = 0;          // tiled: tile size in latent pixels (encode tiles the image by tile·f); 0: the model's
+  std::int64_t halo = 0;          // patch: halo in latent pixels (0: the model's default)
+  static VaeRunOptions whole() { return {}; }
+  static VaeRunOptions tiled(std::int64_t tile = 0) { return {VaeSplit::tiled, tile, 0}; }
+  static VaeRunOptions patch(std::int64_t halo = 0) { return {VaeSplit::patch, 0, halo}; }
+  bool operator==(const VaeRunOptions&) const = default;
+};
 
 struct VaeRegion {
   std::int64_t y = 0, x = 0, h = 0, w = 0;                // input rows/cols of the region

@@ -22,15 +22,6 @@
 
 namespace pdiff {
 
-struct VaeRunOptions {
-  std::optional<VaeSplit> split;  // nullopt: the whole image at once
-  std::int64_t tile = 0;          // tiled: tile size in latent pixels (encode tiles the image by tile·f); 0: the config's
-  std::int64_t halo = 0;          // patch: halo in latent pixels (0: tile_latent / 8, at least 1)
-  static VaeRunOptions whole() { return {}; }
-  static VaeRunOptions tiled(std::int64_t tile = 0) { return {VaeSplit::tiled, tile, 0}; }
-  static VaeRunOptions patch(std::int64_t halo = 0) { return {VaeSplit::patch, 0, halo}; }
-  bool operator==(const VaeRunOptions&) const = default;
-};
 
 class AutoencoderKL {
  public:

@@ -216,7 +216,6 @@ class Flux2Pipeline {
   }
 
   // (1, max_length, |text_layers|·hidden): the pipeline's prompt_embeds
-  // (1, max_length, |text_layers|·hidden): the pipeline's prompt_embeds
   template <class R>
   typename C::tensor encode_prompt(R& rank, const std::string& prompt, std::size_t max_length = 512) const {
     const std::string one[] = {prompt};
@@ -299,6 +298,7 @@ class Flux2Pipeline {
     for (std::size_t i = 0; i < n; ++i) {
       const auto& q = requests[i];
       PDIFF_CHECK(q.steps >= 1, "Flux2Pipeline: request ", i, ": steps (", q.steps, ") must be >= 1");
+      PDIFF_CHECK(q.max_sequence_length >= 1, "Flux2Pipeline: request ", i, ": max_sequence_length must be >= 1");
       auto [W, H] = resolved_size(q);
       PDIFF_CHECK(H % 16 == 0 && W % 16 == 0 && H > 0 && W > 0, "Flux2Pipeline: request ", i, ": height and width (",
                   H, "x", W, ") must be positive multiples of 16");

@@ -8,7 +8,7 @@
 // | size     | (width, height) snapped to the nearest of ResolutionGroup(image_base_size)'s 33 ratios; h, w = size / 16 |
 // | tokens   | `<|startoftext|> prompt <boi> <img_size_base> <img_ratio_r> <timestep> <img>×h·w <eoi>` (the released "pretrain" template); uncond: prompt → `<cfg>` |
 // | denoise  | Philox(seed) noise (1, C, h, w) or the caller's latents; flow-match Euler, CFG (sampler.hpp) |
-// | decode   | the 3-D VAE decoder's last frame, clamp(x/2 + 0.5, 0, 1) (vae.hpp)                      |
+// | decode   | the 3-D VAE decoder's last frame, clamp(x/2 + 0.5, 0, 1) (vae.hpp); whole, or patch over VaePatch |
 #pragma once
 
 #include <chrono>
@@ -65,6 +65,8 @@ struct HunyuanRequest {
   float flow_shift = 3.0f;
   std::uint64_t seed = 0;
   const Tensor<float, OnCpu>* latents = nullptr;  // (1, C, h, w) instead of Philox noise
+  VaeRunOptions vae;     // whole (default) or patch over the layout's VaePatch ranks
+  bool kv_cache = true;  // keep the prompt's K/V from the first step (false: recompute it every step)
   bool progress = true;
 };
 
@@ -161,11 +163,11 @@ class HunyuanImage3Pipeline {
     auto t0 = clock::now();
     HunyuanSampling o{q.steps, q.guidance, q.flow_shift, [&](int done, int) {
                         if (bar) bar->update(done);
-                      }};
+                      }, q.kv_cache};
     out.latents = hunyuan_denoise(rank, model, p.cond, p.uncond, std::move(x), o);
     out.denoise_s = secs(t0);
     t0 = clock::now();
-    out.image = vae.decode(out.latents);
+    out.image = vae.decode(out.latents, q.vae, rank.vae_patch);
     out.decode_s = secs(t0);
     return out;
   }

@@ -20,7 +20,9 @@
 #include "pdiff/backend/cpu/attention.hpp"
 #include "pdiff/backend/cpu/conv.hpp"
 #include "pdiff/backend/ops.hpp"
+#include "pdiff/comm/self_comm.hpp"
 #include "pdiff/io/config.hpp"
+#include "pdiff/parallel/vae_tiling.hpp"
 
 namespace pdiff::hunyuan_image3 {
 
@@ -263,11 +265,33 @@ struct VaeDecoder3d {
     }
     return conv_out(swish(norm_out(h)));
   }
-  // The image in [0, 1]: the last frame, clamp(x/2 + 0.5, 0, 1).
-  Tensor<float, OnCpu> decode(const Tensor<float, OnCpu>& latents) const {
-    auto img = decode_frames(latents).back();
+  // The image in [0, 1]: the last frame, clamp(x/2 + 0.5, 0, 1). o.split = patch spreads haloed blocks
+  // over the ranks of `comm` (a VaePatch group; the same image on each; the blocks' GroupNorm statistics and
+  // mid-block attention see only their block, so it approaches the whole decode as the halo grows; default
+  // halo: a quarter of the shorter latent side, at least 1). Tiled decode is FLUX's, not this VAE's.
+  template <class Comm = SelfComm>
+  Tensor<float, OnCpu> decode(const Tensor<float, OnCpu>& latents, const VaeRunOptions& o = {},
+                              Comm&& comm = SelfComm{}) const {
+    PDIFF_CHECK(o.split != VaeSplit::tiled, "HunyuanImage-3.0 VAE: tiled decode is not supported (use whole or patch)");
+    auto last = [&](const Tensor<float, OnCpu>& z) { return decode_frames(z).back(); };
+    Tensor<float, OnCpu> img;
+    if (!o.split) {
+      img = last(latents);
+    } else {
+      PDIFF_CHECK(latents.rank() == 4, "HunyuanImage-3.0 VAE: latents", latents.shape(), " must be (B, C, h, w)");
+      const std::int64_t f = spatial_factor(), h = latents.size(2), w = latents.size(3);
+      const std::int64_t halo = o.halo > 0 ? o.halo : std::max<std::int64_t>(1, std::min(h, w) / 4);
+      const auto t = VaeTiling::patches(h, w, comm.size(), halo, f, 1);
+      img = run_tiling(comm, t, latents.size(0), 3, [&](const VaeRegion& r) { return last(crop_region(latents, r)); });
+    }
     for (auto& v : img.span()) v = std::clamp(v * 0.5f + 0.5f, 0.0f, 1.0f);
     return img;
+  }
+  // Output pixels per latent pixel (16 for the released VAE).
+  std::int64_t spatial_factor() const {
+    std::int64_t f = 1;
+    for (auto& u : upsample) f *= u ? 2 : 1;
+    return f;
   }
 };
 
