@@ -10,10 +10,14 @@
 //   flux2 --model DIR --prompt "a fox in the snow" -o fox.png [--image ref.png]... [--width W --height H]
 //         [--prompt P2 ...] [--num-images N] [--seeds a,b,c] [--max-batch B] [--memory-budget GIB]
 //         [--steps N] [--guidance G] [--negative-prompt TEXT] [--seed S] [--vae whole|tiled|patch] [--vae-tile T]
+//         [--max-sequence-length N]   (text tokens the prompt is padded / truncated to, default 512)
 //         [--upsample-temperature T]   (dev: rewrite the prompt with the text encoder first, 0 = greedy)
 //   flux2 --plan [--width W --height H]   per-rank parameter and activation memory of FLUX.2-dev (bf16)
+// A model folder may carry pdiff.json with {"defaults": {"width", "height", "steps", "guidance",
+// "max_sequence_length"}}: the settings it was trained for (demo/flux2-klein-shapes has one); they replace the
+// CLI's defaults, never a value given on the command line.
 // Every argument is checked before anything is loaded (check_args): sizes are multiples of 16 up to
-// 16384, steps 1..10000, a seed is non-negative, --vae-tile 2..4096 with --vae tiled only, and the
+// 16384, steps 1..10000, --max-sequence-length 1..8192, a seed is non-negative, --vae-tile 2..4096 with --vae tiled only, and the
 // output's folder must be writable, so a bad command line never costs a model load or a whole run.
 #include <CLI/CLI.hpp>
 
@@ -55,7 +59,7 @@ void print_plan(std::int64_t width, std::int64_t height, int images, int max_bat
                 "per rank\n", images, images > 1 ? "s" : "", share, b, a * b, t + e + a * b);
   }
 }
-constexpr std::int64_t max_side = 16384, max_steps = 10000, max_vae_tile = 4096;
+constexpr std::int64_t max_side = 16384, max_steps = 10000, max_vae_tile = 4096, max_text_tokens = 8192;
 
 // A side given on the command line (0: not given, the default applies).
 void check_side(const char* flag, std::int64_t v) {
@@ -66,6 +70,7 @@ void check_side(const char* flag, std::int64_t v) {
 struct Args {
   std::int64_t width, height, vae_tile;
   int steps, num_images, max_batch;
+  std::int64_t max_sequence_length;
   std::size_t prompts, seeds;
   double memory_budget_gib;
   std::string vae_mode, out;
@@ -76,6 +81,8 @@ void check_args(const Args& a) {
   check_side("--width", a.width);
   check_side("--height", a.height);
   PDIFF_CHECK(a.steps >= 1 && a.steps <= max_steps, "--steps ", a.steps, " must be between 1 and ", max_steps);
+  PDIFF_CHECK(a.max_sequence_length >= 1 && a.max_sequence_length <= max_text_tokens, "--max-sequence-length ",
+              a.max_sequence_length, " must be between 1 and ", max_text_tokens);
   PDIFF_CHECK(a.vae_tile == 0 || a.vae_mode == "tiled", "--vae-tile applies to --vae tiled only (this run uses --vae ",
               a.vae_mode, ")");
   PDIFF_CHECK(a.vae_tile == 0 || (a.vae_tile >= 2 && a.vae_tile <= max_vae_tile), "--vae-tile ", a.vae_tile,
@@ -105,7 +112,7 @@ int main(int argc, char** argv) {
   std::string model, negative_prompt, out = "flux2.png", vae_mode = "whole";
   std::vector<std::string> prompts, images;
   std::vector<std::uint64_t> seeds;
-  std::int64_t width = 0, height = 0, vae_tile = 0;
+  std::int64_t width = 0, height = 0, vae_tile = 0, max_sequence_length = 512;
   int steps = 50, num_images = 1, max_batch = 8;
   double memory_budget_gib = 0;
   float guidance = 4.0f;
@@ -126,6 +133,8 @@ int main(int argc, char** argv) {
   app.add_option("--width", width, "image width, a multiple of 16 (default: the first reference image's, else 1024)");
   app.add_option("--height", height, "image height, a multiple of 16");
   app.add_option("--steps", steps, "denoising steps (1..10000)");
+  app.add_option("--max-sequence-length", max_sequence_length,
+                 "text tokens the prompt is padded or truncated to (diffusers' max_sequence_length, default 512)");
   app.add_option("--guidance", guidance, "guidance scale: embedded (FLUX.2-dev) or true CFG (FLUX.2-klein base, > 1)");
   app.add_option("--negative-prompt", negative_prompt, "negative prompt of true CFG (klein base; default \"\")");
   app.add_option("--seed", seed, "noise seed, >= 0 (Philox: the same image on every layout and backend)")
@@ -152,14 +161,26 @@ int main(int argc, char** argv) {
       return 0;
     }
     PDIFF_CHECK(!model.empty(), "--model DIR is required (a diffusers FLUX.2 folder)");
+    if (const auto hint = std::filesystem::path(model) / "pdiff.json"; std::filesystem::is_regular_file(hint)) {
+      const auto d = JsonConfig::load(hint).sub("defaults");
+      auto take = [&](const char* flag, const char* key, auto& v) {
+        if (app.count(flag) == 0 && d.has(key)) v = d.get<std::remove_reference_t<decltype(v)>>(key);
+      };
+      take("--width", "width", width);
+      take("--height", "height", height);
+      take("--steps", "steps", steps);
+      take("--guidance", "guidance", guidance);
+      take("--max-sequence-length", "max_sequence_length", max_sequence_length);
+    }
     PDIFF_CHECK(!prompts.empty(), "--prompt TEXT is required");
     for (auto& p : prompts) PDIFF_CHECK(!p.empty(), "--prompt: an empty prompt");
-    check_args({width, height, vae_tile, steps, num_images, max_batch, prompts.size(), seeds.size(), memory_budget_gib,
+    check_args({width, height, vae_tile, steps, num_images, max_batch, max_sequence_length, prompts.size(), seeds.size(), memory_budget_gib,
                 vae_mode, out});
     Flux2Request q{.negative_prompt = negative_prompt, .width = width, .height = height, .steps = steps, .guidance = guidance,
                    .seed = seed};
     for (auto& path : images) q.images.push_back(image_to_tensor(read_image(path)));
     q.upsample_temperature = upsample;
+    q.max_sequence_length = std::size_t(max_sequence_length);
     q.vae = vae_mode == "whole" ? VaeRunOptions::whole()
             : vae_mode == "tiled" ? VaeRunOptions::tiled(vae_tile)
                                   : VaeRunOptions::patch();

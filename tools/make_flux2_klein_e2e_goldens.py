@@ -66,7 +66,7 @@ CORPUS = [
 ]
 
 
-def make_tokenizer():
+def make_tokenizer(corpus=CORPUS, vocab_size=420):
     tok = Tokenizer(BPE(unk_token=None, continuing_subword_prefix="", end_of_word_suffix="", fuse_unk=False,
                         byte_fallback=False))
     tok.normalizer = normalizers.NFC()
@@ -74,9 +74,9 @@ def make_tokenizer():
         pre_tokenizers.Split(Regex(QWEN_REGEX), behavior="isolated", invert=False),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=420, min_frequency=1, show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=1, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=["<|endoftext|>"])
-    tok.train_from_iterator(CORPUS * 4, trainer)
+    tok.train_from_iterator(corpus * 4, trainer)
     model = json.loads(tok.to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
     qwen = Qwen2TokenizerFast(vocab=model["vocab"], merges=merges, unk_token=None, bos_token=None,
