@@ -18,6 +18,7 @@
 #include <map>
 #include <random>
 
+#include "pdiff/backend/cuda/device.hpp"
 #include "pdiff/models/flux2/transformer.hpp"
 #include "pdiff/parallel/launch.hpp"
 
@@ -62,6 +63,7 @@ double step_flops(const Flux2Config& c, std::int64_t ni, std::int64_t nt) {
 
 template <class L>
 void run_step(benchmark::State& state, std::int64_t doubles, std::int64_t singles) {
+  if (cuda_device_count() == 0) return state.SkipWithError("no CUDA device");  // launch() would throw
   using C = Ctx<L, bf16>;
   Flux2Config cfg;  // FLUX.2-dev's transformer config
   cfg.num_layers = doubles, cfg.num_single_layers = singles;
