@@ -174,8 +174,8 @@ int main(int argc, char** argv) {
     }
     PDIFF_CHECK(!prompts.empty(), "--prompt TEXT is required");
     for (auto& p : prompts) PDIFF_CHECK(!p.empty(), "--prompt: an empty prompt");
-    check_args({width, height, vae_tile, steps, num_images, max_batch, max_sequence_length, prompts.size(), seeds.size(), memory_budget_gib,
-                vae_mode, out});
+    check_args({width, height, vae_tile, steps, num_images, max_batch, max_sequence_length, prompts.size(), seeds.size(),
+                memory_budget_gib, vae_mode, out});
     Flux2Request q{.negative_prompt = negative_prompt, .width = width, .height = height, .steps = steps, .guidance = guidance,
                    .seed = seed};
     for (auto& path : images) q.images.push_back(image_to_tensor(read_image(path)));

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 #include <vector>
@@ -30,6 +31,14 @@ inline double rel_err(const Tensor<float>& a, const Tensor<float>& b) {
     den += double(b(i)) * double(b(i));
   }
   return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
+}
+
+// max |a − b| in double.
+inline double max_abs(const Tensor<float>& a, const Tensor<float>& b) {
+  REQUIRE_MESSAGE(a.shape() == b.shape(), "shapes differ: ", a.shape().str(), " vs ", b.shape().str());
+  double m = 0;
+  for (std::int64_t i = 0; i < a.numel(); ++i) m = std::max(m, double(std::fabs(a(i) - b(i))));
+  return m;
 }
 
 // Runs fn(rank) → Tensor on every rank of L (threads) and returns the results by world rank.

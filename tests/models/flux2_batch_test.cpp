@@ -20,13 +20,6 @@ namespace {
 const fs::path klein = fs::path(PDIFF_SOURCE_DIR) / "tests/golden/flux2_tiny/klein/e2e";
 const fs::path dev = fs::path(PDIFF_SOURCE_DIR) / "tests/golden/flux2_tiny/dev/e2e";
 
-double max_abs(const Tensor<float>& a, const Tensor<float>& b) {
-  REQUIRE_MESSAGE(a.shape() == b.shape(), "shapes differ: ", a.shape().str(), " vs ", b.shape().str());
-  double m = 0;
-  for (std::int64_t i = 0; i < a.numel(); ++i) m = std::max(m, double(std::fabs(a(i) - b(i))));
-  return m;
-}
-
 // 2 prompts x 2 images (seeds 11, 12, 13, 14), the last at another size; klein true CFG (guidance 3).
 std::vector<Flux2Request> four(float guidance = 3.0f) {
   const std::string prompts[] = {"a red fox in the snow", "a blue house by the sea, evening"};

@@ -40,15 +40,27 @@ struct Verdict {
   int col = -1, row = -1;
 };
 
-// (1, 3, H, W) in [0, 1] → the shape's colour and grid cell (the rule of train_demo_model.py's classify).
-Verdict read_picture(const Tensor<float>& image, const std::string& background) {
-  const auto meta = JsonConfig::load(demo / "demo.json").json();
+// The training palette (demo.json's "palette": colour name → RGB), read once.
+struct Palette {
   std::vector<std::string> names;
   std::vector<std::array<float, 3>> rgb;
-  for (auto& [name, v] : meta.at("palette").items()) {
-    names.push_back(name);
-    rgb.push_back({v[0].get<float>(), v[1].get<float>(), v[2].get<float>()});
-  }
+};
+const Palette& palette() {
+  static const Palette p = [] {
+    Palette o;
+    const auto meta = JsonConfig::load(demo / "demo.json");  // kept alive while its items are read
+    for (auto& [name, v] : meta.json().at("palette").items()) {
+      o.names.push_back(name);
+      o.rgb.push_back({v[0].get<float>(), v[1].get<float>(), v[2].get<float>()});
+    }
+    return o;
+  }();
+  return p;
+}
+
+// (1, 3, H, W) in [0, 1] → the shape's colour and grid cell (the rule of train_demo_model.py's classify).
+Verdict read_picture(const Tensor<float>& image, const std::string& background) {
+  const auto& [names, rgb] = palette();
   const std::int64_t H = image.size(2), W = image.size(3);
   std::vector<int> nearest(std::size_t(H * W)), count(names.size());
   for (std::int64_t y = 0; y < H; ++y)
@@ -92,13 +104,6 @@ std::vector<Flux2Result> draw_scenes() {
   });
   return out;
 }
-
-double max_abs(const Tensor<float>& a, const Tensor<float>& b) {
-  REQUIRE(a.shape() == b.shape());
-  double m = 0;
-  for (std::int64_t i = 0; i < a.numel(); ++i) m = std::max(m, double(std::fabs(a(i) - b(i))));
-  return m;
-}
 }  // namespace
 
 TEST_CASE("the demo model: pdiff equals diffusers' Flux2KleinPipeline on the committed folder") {
@@ -140,7 +145,7 @@ TEST_CASE_TEMPLATE("the demo model draws what the prompt says: colour and place 
     CHECK(v.row == s.row);
   }
   if constexpr (L::world_size > 1) {  // the parallel layouts give serial's pictures
-    const auto serial = draw_scenes<Layout<OnCpu>>();
+    static const auto serial = draw_scenes<Layout<OnCpu>>();
     for (std::size_t i = 0; i < got.size(); ++i) CHECK(max_abs(got[i].image, serial[i].image) <= 1e-4);
   }
 }
