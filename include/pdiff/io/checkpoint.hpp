@@ -7,6 +7,9 @@
 // | any other *.safetensors                         | maps them all (names must not repeat)           |
 // Tensors are looked up by their checkpoint name; a missing name is an error naming the folder and
 // the tensor. read_plan() builds a rank's shard from a layer's ShardPlan, reading only its slice.
+// open_files() maps named files only (a folder holding several models' files, e.g. BAGEL's ema + ae).
+// alias(name, target) makes `name` read `target` (another naming of the same weights, e.g. the BFL
+// autoencoder's names under diffusers' ones); squeeze drops trailing unit dims (1x1 conv as Linear).
 #pragma once
 
 #include <algorithm>
@@ -76,21 +79,47 @@ class Checkpoint {
     return c;
   }
 
+  static Checkpoint open_files(const std::vector<std::filesystem::path>& files) {
+    PDIFF_CHECK(!files.empty(), "checkpoint: no file given");
+    Checkpoint c;
+    c.dir_ = files[0].parent_path().string();
+    for (auto& f : files) {
+      PDIFF_CHECK(std::filesystem::is_regular_file(f), "checkpoint: '", f.string(), "' is missing");
+      c.files_.push_back(SafeTensors::open(f.string()));
+      for (auto& n : c.files_.back().names()) {
+        PDIFF_CHECK(!c.where_.count(n), "checkpoint: tensor '", n, "' appears in two files of '", c.dir_, "'");
+        c.where_[n] = c.files_.size() - 1;
+      }
+    }
+    return c;
+  }
+
+  void alias(const std::string& name, const std::string& target, bool squeeze = false) {
+    aliases_[name] = {target, squeeze};
+  }
+
   const std::string& dir() const { return dir_; }
-  bool contains(const std::string& n) const { return where_.count(n) != 0; }
+  bool contains(const std::string& n) const { return where_.count(resolve(n)) != 0; }
   std::vector<std::string> names() const {
     std::vector<std::string> v;
     for (auto& [k, i] : where_) v.push_back(k);
     return v;
   }
   const SafeTensors& file_of(const std::string& n) const {
-    auto it = where_.find(n);
-    PDIFF_CHECK(it != where_.end(), "checkpoint: '", dir_, "' has no tensor '", n, "'");
+    const std::string& t = resolve(n);
+    auto it = where_.find(t);
+    PDIFF_CHECK(it != where_.end(), "checkpoint: '", dir_, "' has no tensor '", t, "'",
+                t == n ? std::string() : " (read as '" + n + "')");
     return files_[it->second];
   }
-  const TensorInfo& info(const std::string& n) const { return file_of(n).info(n); }
-  std::vector<std::int64_t> shape(const std::string& n) const { return info(n).shape; }
-  Tensor<float, OnCpu> read(const std::string& n) const { return file_of(n).read(n); }
+  const TensorInfo& info(const std::string& n) const { return file_of(n).info(resolve(n)); }
+  std::vector<std::int64_t> shape(const std::string& n) const { return squeezed(n, info(n).shape); }
+  Tensor<float, OnCpu> read(const std::string& n) const {
+    auto t = file_of(n).read(resolve(n));
+    if (!squeezing(n)) return t;
+    const auto d = shape(n);
+    return t.view(Shape::from(d.begin(), d.end()));
+  }
 
   // A rank's shard: plan.slices[i].source indexes `names` (e.g. {q_proj, k_proj, v_proj}).
   // `expect_full` lists each source's full shape from the config, so a mismatch between config and
@@ -108,9 +137,10 @@ class Checkpoint {
       const std::string& n = names[std::size_t(s.source)];
       const auto full = shape(n);
       const std::int64_t have = full.empty() ? 1 : full[std::size_t(s.dim)];
-      if (s.end <= have) return file_of(n).read_slice(n, s.dim, s.begin, s.end);
+      PDIFF_CHECK(!squeezing(n), "checkpoint: '", n, "' is a squeezed alias; read it whole");
+      if (s.end <= have) return file_of(n).read_slice(resolve(n), s.dim, s.begin, s.end);
       // vocabulary padding: the rows past the end are zero
-      auto part = file_of(n).read_slice(n, s.dim, std::min(s.begin, have), have);
+      auto part = file_of(n).read_slice(resolve(n), s.dim, std::min(s.begin, have), have);
       return slice_padded(part, s.dim, s.begin - std::min(s.begin, have), s.end - std::min(s.begin, have));
     });
   }
@@ -121,6 +151,23 @@ class Checkpoint {
   }
 
  private:
+  struct Alias {
+    std::string target;
+    bool squeeze = false;
+  };
+  const std::string& resolve(const std::string& n) const {
+    auto it = aliases_.find(n);
+    return it == aliases_.end() ? n : it->second.target;
+  }
+  bool squeezing(const std::string& n) const {
+    auto it = aliases_.find(n);
+    return it != aliases_.end() && it->second.squeeze;
+  }
+  std::vector<std::int64_t> squeezed(const std::string& n, std::vector<std::int64_t> s) const {
+    if (squeezing(n))
+      while (s.size() > 1 && s.back() == 1) s.pop_back();
+    return s;
+  }
   static std::string fmt(const std::vector<std::int64_t>& s) {
     std::string r = "(";
     for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
@@ -129,6 +176,7 @@ class Checkpoint {
   std::string dir_;
   std::vector<SafeTensors> files_;
   std::map<std::string, std::size_t> where_;
+  std::map<std::string, Alias> aliases_;
 };
 
 }  // namespace pdiff

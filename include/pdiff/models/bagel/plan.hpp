@@ -1,0 +1,44 @@
+// pdiff/models/bagel/plan.hpp — per-rank parameter memory of BAGEL-7B-MoT for TP<tp>: both weight sets
+// of the Qwen2 MoT LLM split as BagelLlm<C> splits them (q/k/v by heads with kv heads max(1, kv/tp),
+// o/down by rows, gate|up by columns, the embedding by vocabulary rows), plus what every rank holds
+// whole (norms, timestep embedder, vae2llm / llm2vae, the latent position table). Not counted: the LM
+// head (text generation is not run), the SigLIP tower (editing), the VAE (host fp32) and activations.
+#pragma once
+
+#include <algorithm>
+
+#include "pdiff/models/bagel/config.hpp"
+
+namespace pdiff {
+
+struct BagelParamPlan {
+  std::int64_t sharded = 0, replicated = 0;  // elements per rank
+  double gib(int bytes_per_element) const {
+    return double(sharded + replicated) * bytes_per_element / (1024.0 * 1024.0 * 1024.0);
+  }
+};
+
+// The released model: Qwen2.5-7B dims (hidden 3584, 28 layers, 28 / 4 heads, FFN 18944, vocab 152064),
+// max_latent_size 64, 16 latent channels in 2x2 patches.
+inline BagelConfig bagel_released() { return BagelConfig{}; }
+
+inline BagelParamPlan bagel_param_plan(const BagelConfig& c, int tp) {
+  PDIFF_CHECK(tp >= 1 && c.num_attention_heads % tp == 0, "BAGEL plan: ", c.num_attention_heads,
+              " heads over TP<", tp, ">");
+  const std::int64_t H = c.hidden_size, D = c.head_dim(), NH = c.num_attention_heads, I = c.intermediate_size;
+  const std::int64_t kv_local = std::max<std::int64_t>(1, c.num_key_value_heads / tp);
+  BagelParamPlan p;
+  for (std::int64_t i = 0; i < c.num_hidden_layers; ++i)
+    for (int set = 0; set < 2; ++set) {
+      p.sharded += (NH / tp + 2 * kv_local) * D * (H + 1);  // q/k/v with biases
+      p.sharded += NH / tp * D * H + 3 * H * I / tp;        // o, gate|up, down
+      p.replicated += 2 * H + 2 * D;                        // the two layer norms, q/k norms
+    }
+  p.sharded += (c.vocab_size + tp - 1) / tp * H;  // embed_tokens
+  const std::int64_t PD = c.patch_latent_dim();
+  p.replicated += 2 * H + (256 * H + H + H * H + H) + (PD * H + H) + (H * PD + PD) +
+                  c.max_latent_size * c.max_latent_size * H;  // final norms, time embedder, vae2llm, llm2vae, pos table
+  return p;
+}
+
+}  // namespace pdiff
