@@ -1,4 +1,4 @@
-// bagel — BAGEL-7B-MoT text-to-image from the released folder (llm_config.json, ema.safetensors,
+// bagel — BAGEL-7B-MoT text-to-image and image editing from the released folder (llm_config.json, ema.safetensors,
 // ae.safetensors, tokenizer.json), with the parallel layout fixed at compile time (PDIFF_BAGEL_LAYOUT;
 // one binary per layout: bagel, bagel_tp2_vae2, bagel_cfg2). Ranks are threads on the CPU (one process
 // per rank under mpirun). Prints a progress bar over the denoising steps and a summary: time per phase
@@ -8,6 +8,9 @@
 //         [--cfg-renorm-min M] [--shift S] [--seed S] [--vae whole|tiled|patch]
 //   (--steps is the reference's num_timesteps: N timesteps, N − 1 model steps; --vae patch / tiled split
 //    the VAE decode over the layout's VaePatch ranks, e.g. bagel_tp2_vae2)
+//   bagel --model DIR --image in.png --prompt "make it blue" -o out.png [--cfg-img 2.0 ...]
+//   (editing: the image enters the context through the VAE and the SigLIP tower, resized as app.py does;
+//    the output has the resized input's size, so --width/--height do not apply)
 //   bagel --plan     per-rank parameter memory of the released model (both MoT weight sets) for TP layouts
 // Every argument is checked before anything is loaded.
 #include <CLI/CLI.hpp>
@@ -50,20 +53,21 @@ void print_plan() {
 
 int main(int argc, char** argv) {
   CLI::App app{"bagel: BAGEL-7B-MoT text-to-image on a compile-time parallel layout"};
-  std::string model, prompt, out = "bagel.png", vae_mode = "whole", renorm = "global";
+  std::string model, prompt, out = "bagel.png", vae_mode = "whole", renorm = "global", image;
   std::int64_t width = 1024, height = 1024;
   int steps = 50;
-  float cfg_text = 4.0f, cfg_img = 1.5f, renorm_min = 0.0f, shift = 3.0f;
+  float cfg_text = 4.0f, cfg_img = -1.0f, renorm_min = 0.0f, shift = 3.0f;
   std::vector<float> interval{0.4f, 1.0f};
   std::uint64_t seed = 0;
   bool plan = false;
   app.add_option("--model", model, "BAGEL folder (llm_config.json, ema.safetensors, ae.safetensors, tokenizer.json)");
-  app.add_option("--prompt", prompt, "text prompt");
+  app.add_option("--prompt", prompt, "text prompt (with --image: the edit instruction)");
+  app.add_option("--image", image, "input image (PNG/JPEG) to edit");
   app.add_option("--width", width, "image width, a multiple of 16");
   app.add_option("--height", height, "image height, a multiple of 16");
   app.add_option("--steps", steps, "num_timesteps as the reference (2..10000; N − 1 model steps)");
   app.add_option("--cfg-text", cfg_text, "text guidance scale (> 1: the cfg_text branch runs)");
-  app.add_option("--cfg-img", cfg_img, "image guidance scale (text-to-image: the cfg_img branch is gen's)");
+  app.add_option("--cfg-img", cfg_img, "image guidance scale (default 1.5, editing 2.0; text-to-image: the cfg_img branch is gen's)");
   app.add_option("--cfg-interval", interval, "guidance only for timesteps in (LO, HI]")->expected(2);
   app.add_option("--cfg-renorm", renorm, "guidance renorm")->check(CLI::IsMember({"global", "channel", "text_channel"}));
   app.add_option("--cfg-renorm-min", renorm_min, "lower clamp of the renorm scale, in [0, 1]");
@@ -89,7 +93,11 @@ int main(int argc, char** argv) {
     PDIFF_CHECK(L::cfg == 1 || cfg_text > 1.0f, "this binary runs CFG<", L::cfg, ">: --cfg-text must be > 1 (got ",
                 cfg_text, ")");
     cli::check_output(out);
+    Image input;
+    if (!image.empty()) input = read_image(image);  // a clear error naming the file
+    if (cfg_img < 0) cfg_img = image.empty() ? 1.5f : 2.0f;
     BagelRequest q;
+    if (!image.empty()) q.image = &input;
     q.prompt = prompt, q.width = width, q.height = height, q.num_timesteps = steps, q.timestep_shift = shift, q.seed = seed;
     q.guidance = {.text_scale = cfg_text, .img_scale = cfg_img, .interval_lo = interval[0], .interval_hi = interval[1],
                   .renorm_min = renorm_min, .renorm = parse_bagel_renorm(renorm)};
@@ -121,8 +129,9 @@ int main(int argc, char** argv) {
     for (std::int64_t i = 0; i < signed_img.numel(); ++i) signed_img(i) = result.image(i) * 2.0f - 1.0f;
     write_png(out, tensor_to_image(signed_img));
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("bagel: %lldx%lld, %d timesteps, layout tp %d x cfg %d x vae_patch %d, %d rank%s\n", (long long)width,
-                (long long)height, steps, L::tp, L::cfg, L::vae_patch, L::world_size, L::world_size > 1 ? "s" : "");
+    std::printf("bagel: %s%lldx%lld, %d timesteps, layout tp %d x cfg %d x vae_patch %d, %d rank%s\n",
+                image.empty() ? "" : "edit, ", (long long)result.width, (long long)result.height, steps, L::tp, L::cfg,
+                L::vae_patch, L::world_size, L::world_size > 1 ? "s" : "");
     std::printf("  load %.2f s | prefill %.3f s | denoise %.2f s (%.3f s/step) | decode %.2f s | total %.2f s\n", load_s,
                 result.prefill_s, result.denoise_s, result.denoise_s / (steps - 1), result.decode_s, total);
     for (int r = 0; r < L::world_size; ++r)

@@ -197,3 +197,119 @@ TEST_CASE("BAGEL: --plan memory of the released model") {
   CHECK(p2.gib(2) < 0.52 * p1.gib(2));
   CHECK_THROWS_WITH_AS(bagel_param_plan(c, 3), doctest::Contains("28 heads over TP<3>"), Error);
 }
+
+namespace {
+BagelRequest edit_request(const Image& img, const Tensor<float>* noise, const Tensor<float>* eps) {
+  BagelRequest q;
+  q.prompt = "make it blue";
+  q.image = &img;
+  q.num_timesteps = 4;
+  q.guidance.img_scale = 2.0f;  // the reference's editing default
+  q.vae_transform = {64, 32, 16};
+  q.vit_transform = {56, 28, 14};
+  q.noise = noise;
+  q.encode_noise = eps;
+  q.progress = false;
+  return q;
+}
+
+template <class L>
+std::vector<Tensor<float>> edit(bool want_image) {
+  const auto g = goldens();
+  const auto img = read_image((dir / "edit_input.png").string());
+  const auto noise = g.read("edit.init_noise"), eps = g.read("edit.encode_eps");
+  const auto q = edit_request(img, &noise, &eps);
+  return run_ranks<L>([&](auto& rank) {
+    const auto p = BagelPipeline<L>::load(rank, dir);
+    auto r = p.generate(rank, q);
+    return want_image ? r.image : r.latent;
+  });
+}
+}  // namespace
+
+TEST_CASE("BAGEL editing: Pillow's bicubic resize and the transforms give the reference's pixels") {
+  const auto g = goldens();
+  const auto img = read_image((dir / "edit_input.png").string());
+  CHECK(BagelImageTransform{64, 32, 16}.size(64, 64) == std::pair<std::int64_t, std::int64_t>{64, 64});
+  CHECK(BagelImageTransform{56, 28, 14}.size(64, 64) == std::pair<std::int64_t, std::int64_t>{56, 56});
+  // app.py's transforms: sizes the reference's MaxLongEdgeMinShortEdgeResize gives (1000 / 16 = 62.5 rounds to even)
+  using WH = std::pair<std::int64_t, std::int64_t>;
+  const BagelImageTransform vae_t, vit_t{980, 224, 14};
+  for (auto [in, a, b] : {std::tuple{WH{1000, 700}, WH{992, 704}, WH{980, 686}}, {WH{4000, 3000}, WH{1024, 768}, WH{980, 728}},
+                          {WH{300, 200}, WH{768, 512}, WH{336, 224}}, {WH{1023, 77}, WH{1024, 80}, WH{980, 70}}}) {
+    CHECK(vae_t.size(in.first, in.second) == a);
+    CHECK(vit_t.size(in.first, in.second) == b);
+  }
+  const auto vae_px = BagelImageTransform::to_tensor(BagelImageTransform{64, 32, 16}(img));
+  CHECK(max_abs(vae_px, g.read("edit.vae_pixels")) == 0.0);
+  const auto vit = BagelImageTransform{56, 28, 14}(img);
+  REQUIRE(vit.width == 56);
+  const auto t = BagelImageTransform::to_tensor(vit);
+  const auto want = g.read("edit.vit_pixels");  // (16, 14·14·3) patches (p, q, c)
+  double worst = 0;
+  for (std::int64_t r = 0; r < 4; ++r)
+    for (std::int64_t c = 0; c < 4; ++c)
+      for (std::int64_t a = 0; a < 14; ++a)
+        for (std::int64_t b = 0; b < 14; ++b)
+          for (std::int64_t ch = 0; ch < 3; ++ch)
+            worst = std::max(worst, double(std::fabs(t((ch * 56 + r * 14 + a) * 56 + c * 14 + b) -
+                                                     want((r * 4 + c) * 588 + (a * 14 + b) * 3 + ch))));
+  CHECK(worst == 0.0);  // bit for bit: the same 8-bit pixels
+}
+
+TEST_CASE("BAGEL editing: the ViT tokens, the three contexts and one step's branches equal the reference") {
+  const auto g = goldens();
+  const auto img = read_image((dir / "edit_input.png").string());
+  const auto eps = g.read("edit.encode_eps");
+  using L = Layout<OnCpu>;
+  run_ranks<L>([&](auto& rank) {
+    const auto p = BagelPipeline<L>::load(rank, dir);
+    REQUIRE(p.vit);
+    const auto vt = p.vit->forward(rank, g.read("edit.vit_pixels"), 4, 4);
+    CHECK(rel_err(vt.vit_out, g.read("edit.vit_out")) < 1e-5);
+    CHECK(rel_err(vt.tokens, g.read("edit.vit_tokens")) < 1e-5);
+    const auto q = edit_request(img, nullptr, &eps);
+    const auto e = p.prepare_edit_image(rank, q);
+    CHECK(e.h == 4);
+    CHECK(rel_err(e.latent_tokens, p.patchify(g.read("edit.encoded_latent").view({1, 16, 8, 8}), 4, 4)) < 1e-5);
+    typename BagelPipeline<L>::Context ctx[3];
+    p.build_contexts(rank, q, &e, ctx);
+    const char* names[] = {"gen", "cfg_text", "cfg_img"};
+    for (int b = 0; b < 3; ++b) {
+      const std::string n = std::string("edit.") + names[b];
+      CHECK_MESSAGE(ctx[b].length == std::int64_t(g.read(n + ".kv_len")(0)), n);
+      CHECK_MESSAGE(ctx[b].rope == std::int64_t(g.read(n + ".rope")(0)), n);
+      for (int l = 0; l < 2; ++l) {
+        const auto k = g.read(n + ".kv." + std::to_string(l) + ".k"), v = g.read(n + ".kv." + std::to_string(l) + ".v");
+        CHECK_MESSAGE(rel_err(ctx[b].layers[std::size_t(l)].k.view(k.shape()), k) < 1e-5, n, " layer ", l);
+        CHECK_MESSAGE(rel_err(ctx[b].layers[std::size_t(l)].v.view(v.shape()), v) < 1e-5, n, " layer ", l);
+      }
+    }
+    const auto x = narrow(g.read("edit.steps.x"), 0, 0, 1).view({16, 64});
+    const float t = g.read("edit.timesteps")(0);
+    const auto v0 = p.velocity(rank, ctx[0], x, t, 4, 4), v1 = p.velocity(rank, ctx[1], x, t, 4, 4),
+               v2 = p.velocity(rank, ctx[2], x, t, 4, 4);
+    CHECK(rel_err(v0, g.read("edit.step.v_gen")) < 1e-4);
+    CHECK(rel_err(v1, g.read("edit.step.v_cfg_text")) < 1e-4);
+    CHECK(rel_err(v2, g.read("edit.step.v_cfg_img")) < 1e-4);
+    CHECK(rel_err(bagel_combine(v0, &v1, &v2, q.guidance.at(t), q.guidance), g.read("edit.step.v_global")) < 1e-4);
+    return Tensor<float>();
+  });
+}
+
+TEST_CASE("BAGEL editing: 3 steps equal the reference; CFG<2>, CFG<3>, TP<2> x CFG<3> equal serial") {
+  const auto g = goldens();
+  const auto lat = edit<Layout<OnCpu>>(false)[0];
+  CHECK(rel_err(lat, g.read("edit.latent")) < 1e-4);
+  const auto img = edit<Layout<OnCpu>>(true)[0];
+  auto want = g.read("edit.image");
+  for (std::int64_t i = 0; i < want.numel(); ++i) want(i) = std::clamp(want(i) * 0.5f + 0.5f, 0.0f, 1.0f);
+  CHECK(max_abs(img.view(want.shape()), want) < 1e-4);
+  for (auto& r : edit<Layout<CFG<2>>>(false)) CHECK(max_abs(r, lat) == 0.0);
+  for (auto& r : edit<Layout<CFG<3>>>(false)) CHECK(max_abs(r, lat) == 0.0);
+  const auto tp = edit<Layout<TP<2>, CFG<3>>>(false);
+  for (auto& r : tp) {
+    CHECK(max_abs(r, tp[0]) == 0.0);
+    CHECK(max_abs(r, lat) < 1e-5);
+  }
+}

@@ -49,19 +49,27 @@ class AutoencoderKL {
   // x: (B, in, H, W) → posterior mean (B, latent, H/f, W/f)
   template <class Comm = SelfComm>
   Tensor<float, OnCpu> encode(const Tensor<float, OnCpu>& x, const VaeRunOptions& o = {}, Comm&& comm = SelfComm{}) const {
+    return narrow(encode_moments(x, o, std::forward<Comm>(comm)), 1, 0, config.latent_channels);
+  }
+
+  // x: (B, in, H, W) → the posterior's moments (B, 2·latent, H/f, W/f) = [mean | logvar], whole, tiled
+  // or in patches like encode (for a sampled latent: mean + exp(logvar / 2)·ε, as FLUX.1's BFL code does).
+  template <class Comm = SelfComm>
+  Tensor<float, OnCpu> encode_moments(const Tensor<float, OnCpu>& x, const VaeRunOptions& o = {},
+                                      Comm&& comm = SelfComm{}) const {
     const std::int64_t f = factor();
     PDIFF_CHECK(x.rank() == 4 && x.size(1) == config.in_channels, "AutoencoderKL::encode: image", x.shape(),
                 " must be (B, ", config.in_channels, ", H, W)");
     PDIFF_CHECK(x.size(2) % f == 0 && x.size(3) % f == 0, "AutoencoderKL::encode: image size ", x.size(2), "x",
                 x.size(3), " must be a multiple of the VAE factor ", f);
-    auto mean = [&](const Tensor<float, OnCpu>& img) { return posterior_mean(img); };
-    if (!o.split) return mean(x);
+    auto moments = [&](const Tensor<float, OnCpu>& img) { return posterior_moments(img); };
+    if (!o.split) return moments(x);
     const VaeTiling t = *o.split == VaeSplit::tiled
                             ? VaeTiling::tiled(x.size(2), x.size(3), o.tile ? o.tile * f : config.tile_sample(), 1, f,
                                                config.overlap_factor)
                             : VaeTiling::patches(x.size(2), x.size(3), comm.size(), halo(o) * f, 1, f);
-    return run_tiling(comm, t, x.size(0), config.latent_channels,
-                      [&](const VaeRegion& r) { return mean(crop_region(x, r)); });
+    return run_tiling(comm, t, x.size(0), 2 * config.latent_channels,
+                      [&](const VaeRegion& r) { return moments(crop_region(x, r)); });
   }
 
   // z: (B, latent, h, w) → image (B, out, h·f, w·f)
@@ -96,11 +104,11 @@ class AutoencoderKL {
   std::int64_t halo(const VaeRunOptions& o) const {
     return o.halo ? o.halo : std::max<std::int64_t>(1, config.tile_latent() / 8);
   }
-  Tensor<float, OnCpu> posterior_mean(const Tensor<float, OnCpu>& x) const {
+  // moments: (B, 2·latent, h, w) = [mean | logvar]; the mode of the posterior is the mean
+  Tensor<float, OnCpu> posterior_moments(const Tensor<float, OnCpu>& x) const {
     auto m = encoder(x);
     if (quant_conv) m = (*quant_conv)(m);
-    // moments: (B, 2·latent, h, w) = [mean | logvar]; the mode of the posterior is the mean
-    return narrow(m, 1, 0, config.latent_channels);
+    return m;
   }
 };
 

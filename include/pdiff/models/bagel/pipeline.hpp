@@ -18,13 +18,16 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "pdiff/comm/self_comm.hpp"
 #include "pdiff/core/philox.hpp"
+#include "pdiff/io/image.hpp"
 #include "pdiff/io/progress.hpp"
+#include "pdiff/io/resize.hpp"
 #include "pdiff/io/tokenizer.hpp"
 #include "pdiff/layers/replicated.hpp"
 #include "pdiff/layers/timestep.hpp"
@@ -32,9 +35,48 @@
 #include "pdiff/models/autoencoder_kl/bfl_names.hpp"
 #include "pdiff/models/bagel/llm.hpp"
 #include "pdiff/models/bagel/sampler.hpp"
+#include "pdiff/models/bagel/vit.hpp"
 #include "pdiff/parallel/cfg_parallel.hpp"
+#include "pdiff/stage/kv_transfer.hpp"
 
 namespace pdiff {
+
+// data/transforms.py ImageTransform's resize (MaxLongEdgeMinShortEdgeResize): the long edge at most
+// max_size, the short edge at least min_size, both multiples of stride, at most max_pixels; Pillow bicubic.
+struct BagelImageTransform {
+  std::int64_t max_size = 1024, min_size = 512, stride = 16, max_pixels = 14 * 14 * 9 * 1024;
+
+  // (width, height) after the resize of an image of (w, h), as the reference computes it (Python's round
+  // is to nearest even).
+  std::pair<std::int64_t, std::int64_t> size(std::int64_t w, std::int64_t h) const {
+    PDIFF_CHECK(w > 0 && h > 0, "BAGEL: image size ", w, "x", h, " must be positive");
+    auto divisible = [&](double v) { return std::max<std::int64_t>(stride, std::int64_t(std::nearbyint(v / double(stride))) * stride); };
+    auto apply = [&](double W, double H, double s) {
+      return std::pair{divisible(std::nearbyint(W * s)), divisible(std::nearbyint(H * s))};
+    };
+    double scale = std::min(double(max_size) / double(std::max(w, h)), 1.0);
+    scale = std::max(scale, double(min_size) / double(std::min(w, h)));
+    auto [nw, nh] = apply(double(w), double(h), scale);
+    if (double(nw * nh) > double(max_pixels)) {
+      std::tie(nw, nh) = apply(double(nw), double(nh), double(max_pixels) / double(nw * nh));
+    }
+    if (std::max(nw, nh) > max_size) std::tie(nw, nh) = apply(double(nw), double(nh), double(max_size) / double(std::max(nw, nh)));
+    return {nw, nh};
+  }
+  Image operator()(const Image& img) const {
+    const auto [w, h] = size(img.width, img.height);
+    return resize_bicubic(img, int(w), int(h));
+  }
+  // ToTensor + Normalize(0.5, 0.5): (3, H, W) in [−1, 1] with torchvision's rounding
+  static Tensor<float, OnCpu> to_tensor(const Image& img) {
+    PDIFF_CHECK(img.channels == 3, "BAGEL: images must be RGB");
+    Tensor<float, OnCpu> t({3, img.height, img.width});
+    const std::int64_t hw = std::int64_t(img.height) * img.width;
+    for (std::int64_t i = 0; i < hw; ++i)
+      for (int c = 0; c < 3; ++c) t(c * hw + i) = (float(img.pixels[std::size_t(i * 3 + c)]) / 255.0f - 0.5f) / 0.5f;
+    return t;
+  }
+};
 
 struct BagelRequest {
   std::string prompt;
@@ -47,11 +89,17 @@ struct BagelRequest {
   const Tensor<float, OnCpu>* noise = nullptr;  // (h·w, 4·z) packed initial latents instead of Philox noise
   VaeRunOptions vae;
   bool progress = true;
+  // Image editing: the input image; the output takes its size after vae_transform (width/height unused).
+  const Image* image = nullptr;
+  BagelImageTransform vae_transform{1024, 512, 16}, vit_transform{980, 224, 14};  // app.py's
+  const Tensor<float, OnCpu>* encode_noise = nullptr;  // (z, h, w): the posterior sample's ε instead of Philox
+  std::function<void(int rank, int step, int steps)> on_step;  // after each step on every rank (throw to cancel)
 };
 
 struct BagelResult {
   Tensor<float, OnCpu> image;   // (1, 3, H, W) in [0, 1]
   Tensor<float, OnCpu> latent;  // (h·w, 4·z) final packed latents
+  std::int64_t width = 0, height = 0;
   double prefill_s = 0, denoise_s = 0, decode_s = 0;
 };
 
@@ -70,6 +118,7 @@ class BagelPipeline {
   Replicated<HostCtx> time_mlp0, time_mlp2, vae2llm, llm2vae;
   HostTensor latent_pos_embed;  // (max_latent_size², hidden)
   AutoencoderKL vae;
+  std::optional<BagelVit<C>> vit;  // when the folder has vit_config.json (editing)
   Tokenizer tokenizer;
   std::int32_t bos = -1, eos = -1, start_of_image = -1, end_of_image = -1;
 
@@ -111,6 +160,8 @@ class BagelPipeline {
     linear(p.llm2vae, "llm2vae", H, PD);
     p.latent_pos_embed = ck.read("latent_pos_embed.pos_embed");
     p.vae = AutoencoderKL::load(ck, ae);
+    if (fs::is_regular_file(dir / "vit_config.json"))
+      p.vit = BagelVit<C>::load(ck, BagelVitConfig::from(JsonConfig::load(dir / "vit_config.json")), p.cfg.hidden_size);
     p.tokenizer = Tokenizer::load(dir);
     p.bos = p.special("<|im_start|>");
     p.eos = p.special("<|im_end|>");
@@ -204,31 +255,202 @@ class BagelPipeline {
     return out;
   }
 
+  // (1, z, h·p, w·p) latents → (h·w, p·p·z) tokens in (h, w, p, q, c) order
+  HostTensor patchify(const HostTensor& z, std::int64_t h, std::int64_t w) const {
+    const std::int64_t p = cfg.latent_patch_size, Z = cfg.latent_channels, W = z.size(3), Hh = z.size(2);
+    HostTensor out({h * w, p * p * Z});
+    for (std::int64_t i = 0; i < h; ++i)
+      for (std::int64_t j = 0; j < w; ++j)
+        for (std::int64_t a = 0; a < p; ++a)
+          for (std::int64_t b = 0; b < p; ++b)
+            for (std::int64_t c = 0; c < Z; ++c)
+              out((i * w + j) * p * p * Z + (a * p + b) * Z + c) = z((c * Hh + i * p + a) * W + j * p + b);
+    return out;
+  }
+
+  // An input image for editing, as the reference prepares it: resized by the VAE transform (its size is
+  // the output's), its latent tokens (the posterior sampled, scaled) and its ViT patches.
+  struct EditImage {
+    Image image;                 // after vae_transform's resize
+    std::int64_t h = 0, w = 0;   // latent tokens per side
+    HostTensor latent_tokens;    // (h·w, p·p·z)
+    HostTensor vit_patches;      // (rows·cols, 3·14·14)
+    std::int64_t vit_rows = 0, vit_cols = 0;
+  };
   template <class R>
-  BagelResult generate(R& rank, const BagelRequest& q) const {
-    using clock = std::chrono::steady_clock;
-    auto secs = [](clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); };
+  EditImage prepare_edit_image(R& rank, const BagelRequest& q) const {
+    PDIFF_CHECK(vit, "BAGEL: image editing needs the SigLIP tower: the folder has no vit_config.json");
+    EditImage e;
+    e.image = q.vae_transform(*q.image);  // interleave_inference resizes the input once with the VAE transform
+    const Image vae_img = q.vae_transform(e.image), vit_img = q.vit_transform(e.image);  // each transform again
     const std::int64_t f = cfg.latent_downsample();
-    PDIFF_CHECK(q.width > 0 && q.height > 0 && q.width % f == 0 && q.height % f == 0, "BAGEL: size ", q.width, "x",
-                q.height, " must be positive multiples of ", f);
-    const std::int64_t h = q.height / f, w = q.width / f, N = h * w;
-    PDIFF_CHECK(h <= cfg.max_latent_size && w <= cfg.max_latent_size, "BAGEL: size ", q.width, "x", q.height,
-                " exceeds the model's ", cfg.max_latent_size * f, " pixels per side (max_latent_size ",
-                cfg.max_latent_size, ")");
+    e.h = vae_img.height / f, e.w = vae_img.width / f;
+    PDIFF_CHECK(e.h >= 1 && e.w >= 1 && e.h <= cfg.max_latent_size && e.w <= cfg.max_latent_size, "BAGEL: the edited image (",
+                vae_img.width, "x", vae_img.height, " after the VAE transform) needs 1..", cfg.max_latent_size,
+                " latent tokens per side");
+    const auto px = BagelImageTransform::to_tensor(vae_img);
+    const auto moments = vae.encode_moments(px.view({1, 3, px.size(1), px.size(2)}), q.vae, rank.vae_patch);
+    const std::int64_t Z = cfg.latent_channels, lh = moments.size(2), lw = moments.size(3);
+    HostTensor eps;
+    if (q.encode_noise) {
+      PDIFF_CHECK(q.encode_noise->shape() == Shape({Z, lh, lw}), "BAGEL: encode_noise", q.encode_noise->shape(),
+                  " must be (", Z, ", ", lh, ", ", lw, ")");
+      eps = *q.encode_noise;
+    } else {
+      eps = HostTensor({Z, lh, lw});
+      Philox{q.seed, std::uint64_t(1) << 40}.fill_normal(eps.span());  // apart from the initial noise's offsets
+    }
+    HostTensor zs({1, Z, lh, lw});
+    for (std::int64_t c = 0; c < Z; ++c)
+      for (std::int64_t i = 0; i < lh * lw; ++i) {
+        const float mean = moments(c * lh * lw + i), logvar = moments((Z + c) * lh * lw + i);
+        zs(c * lh * lw + i) = mean + std::exp(0.5f * logvar) * eps(c * lh * lw + i);  // DiagonalGaussian(sample=True)
+      }
+    e.latent_tokens = patchify(vae.to_latents(zs), e.h, e.w);
+    const std::int64_t P = vit->cfg.patch_size;
+    e.vit_rows = vit_img.height / P, e.vit_cols = vit_img.width / P;
+    PDIFF_CHECK(vit_img.height % P == 0 && vit_img.width % P == 0, "BAGEL: the ViT transform gave ", vit_img.width, "x",
+                vit_img.height, ", not a multiple of the patch size ", P);
+    const auto vt = BagelImageTransform::to_tensor(vit_img);
+    e.vit_patches = HostTensor({e.vit_rows * e.vit_cols, P * P * 3});
+    for (std::int64_t r = 0; r < e.vit_rows; ++r)
+      for (std::int64_t c = 0; c < e.vit_cols; ++c)
+        for (std::int64_t a = 0; a < P; ++a)
+          for (std::int64_t b = 0; b < P; ++b)
+            for (std::int64_t ch = 0; ch < 3; ++ch)
+              e.vit_patches((r * e.vit_cols + c) * P * P * 3 + (a * P + b) * 3 + ch) =
+                  vt((ch * vit_img.height + r * P + a) * vit_img.width + c * P + b);
+    return e;
+  }
+
+  // Appends an image's VAE block `<|vision_start|> latent tokens (t = 0) <|vision_end|>` (forward_cache_update_vae:
+  // generation weights for the latents, full attention, one RoPE position).
+  template <class R>
+  void prefill_vae_image(R& rank, Context& ctx, const EditImage& e) const {
+    const std::int64_t N = e.h * e.w, H = cfg.hidden_size;
+    const std::int64_t marks[] = {start_of_image, end_of_image};
+    const auto m = llm.embed_tokens(rank, marks);
+    const auto lat = latent_inputs(e.latent_tokens, 0.0f, e.h, e.w);
+    HostTensor seq({1, N + 2, H});
+    std::copy_n(m.data(), H, seq.data());
+    std::copy_n(lat.data(), N * H, seq.data() + H);
+    std::copy_n(m.data() + H, H, seq.data() + (N + 1) * H);
+    const MotRun runs[] = {{MotMode::und, 0, 1}, {MotMode::gen, 1, N}, {MotMode::und, N + 1, 1}};
+    const std::vector<std::int64_t> pos(std::size_t(N + 2), ctx.rope);
+    llm.forward(rank, seq, runs, pos, false, ctx, true);
+    ctx.rope += 1;
+  }
+
+  // Appends an image's ViT block `<|vision_start|> ViT tokens <|vision_end|>` (forward_cache_update_vit:
+  // understanding weights, full attention, one RoPE position).
+  template <class R>
+  void prefill_vit_image(R& rank, Context& ctx, const EditImage& e) const {
+    const auto tokens = vit->forward(rank, e.vit_patches, e.vit_rows, e.vit_cols).tokens;
+    const std::int64_t N = tokens.size(0), H = cfg.hidden_size;
+    const std::int64_t marks[] = {start_of_image, end_of_image};
+    const auto m = llm.embed_tokens(rank, marks);
+    HostTensor seq({1, N + 2, H});
+    std::copy_n(m.data(), H, seq.data());
+    std::copy_n(tokens.data(), N * H, seq.data() + H);
+    std::copy_n(m.data() + H, H, seq.data() + (N + 1) * H);
+    const MotRun run{MotMode::und, 0, N + 2};
+    const std::vector<std::int64_t> pos(std::size_t(N + 2), ctx.rope);
+    llm.forward(rank, seq, std::span(&run, 1), pos, false, ctx, true);
+    ctx.rope += 1;
+  }
+
+  // The three branches' contexts this rank needs (branch b runs on CFG rank b % N), as interleave_inference
+  // builds them. Text-to-image: gen = [text], cfg_text = [], cfg_img = [text]. Editing ([image, text]):
+  // gen = [VAE block, ViT block, text], cfg_text = [VAE block, ViT block], cfg_img = [text].
+  template <class R>
+  void build_contexts(R& rank, const BagelRequest& q, const EditImage* e, Context (&ctx)[branches_max]) const {
+    const int N_cfg = L::cfg, me = N_cfg > 1 ? rank.cfg.rank() : 0;
+    auto owns = [&](int b) { return b % N_cfg == me; };
+    const auto ids = text_ids(q);
+    if (e) {
+      if (owns(0) || owns(1)) {
+        Context base;
+        prefill_vae_image(rank, base, *e);
+        prefill_vit_image(rank, base, *e);
+        if (owns(1)) ctx[1] = base;
+        if (owns(0)) {
+          ctx[0] = base;
+          prefill_text(rank, ctx[0], ids);
+        }
+      }
+      if (owns(2)) prefill_text(rank, ctx[2], ids);
+      return;
+    }
+    if (owns(0)) prefill_text(rank, ctx[0], ids);
+    // cfg_img is the text alone: gen's context. On CFG<3> its own rank computes it (the same bits).
+    if (N_cfg == 3 && owns(2)) prefill_text(rank, ctx[2], ids);
+  }
+
+  // What the denoising needs of a request: this rank's branches' contexts and the output size.
+  struct Prepared {
+    Context ctx[branches_max];  // 0 gen, 1 cfg_text, 2 cfg_img
+    std::int64_t width = 0, height = 0;
+    bool img_is_gen = true;  // text-to-image: cfg_img's context is gen's
+  };
+
+  // Checks the request, prepares an edit's image and prefills this rank's contexts.
+  template <class R>
+  Prepared prepare(R& rank, const BagelRequest& q) const {
+    static_assert(L::cfg <= branches_max, "BAGEL has three guidance branches: CFG<N> needs N <= 3");
     PDIFF_CHECK(q.num_timesteps >= 2, "BAGEL: num_timesteps (", q.num_timesteps, ") must be >= 2 (n − 1 steps)");
     q.guidance.check();
-    BagelResult out;
-    auto t0 = clock::now();
-    // Contexts: 0 gen, 1 cfg_text (empty for text-to-image), 2 cfg_img (= gen for text-to-image).
-    const auto ids = text_ids(q);
-    Context ctx[branches_max];
-    const int N_cfg = L::cfg, me = N_cfg > 1 ? rank.cfg.rank() : 0;
-    static_assert(L::cfg <= branches_max, "BAGEL has three guidance branches: CFG<N> needs N <= 3");
-    if (0 % N_cfg == me) prefill_text(rank, ctx[0], ids);
-    // cfg_img is the text alone: gen's context. On CFG<3> its own rank computes it (the same bits).
-    if (N_cfg == 3 && 2 % N_cfg == me) prefill_text(rank, ctx[2], ids);
-    out.prefill_s = secs(t0);
+    Prepared p;
+    std::optional<EditImage> edit;
+    if (q.image) edit = prepare_edit_image(rank, q);
+    p.img_is_gen = !edit;
+    p.width = edit ? edit->image.width : q.width, p.height = edit ? edit->image.height : q.height;
+    check_size(p.width, p.height);
+    build_contexts(rank, q, edit ? &*edit : nullptr, p.ctx);
+    return p;
+  }
 
+  void check_size(std::int64_t width, std::int64_t height) const {
+    const std::int64_t f = cfg.latent_downsample();
+    PDIFF_CHECK(width > 0 && height > 0 && width % f == 0 && height % f == 0, "BAGEL: size ", width, "x", height,
+                " must be positive multiples of ", f);
+    PDIFF_CHECK(height / f <= cfg.max_latent_size && width / f <= cfg.max_latent_size, "BAGEL: size ", width, "x",
+                height, " exceeds the model's ", cfg.max_latent_size * f, " pixels per side (max_latent_size ",
+                cfg.max_latent_size, ")");
+  }
+
+  // Contexts that arrive from another stage (all KV heads, stage/kv_transfer.hpp) → this rank's branches,
+  // its TP rank's heads.
+  template <class R>
+  void adopt_contexts(R& rank, const KvContext (&in)[branches_max], bool img_is_gen, Context (&ctx)[branches_max]) const {
+    const int me = L::cfg > 1 ? rank.cfg.rank() : 0;
+    const auto range = llm.layers.at(0).w[0].qkv.kv_range(L::coord(Axis::tp, rank.index));
+    for (int b = 0; b < branches_max; ++b) {
+      if (b % L::cfg != me) continue;
+      const KvContext& k = in[b == 2 && img_is_gen ? 0 : b];
+      PDIFF_CHECK(k.k.empty() || (k.k.size() == llm.layers.size() && k.v.size() == llm.layers.size()),
+                  "BAGEL: a transferred context of ", k.k.size(), " layers for a model of ", llm.layers.size());
+      Context c;
+      c.length = k.length, c.rope = k.rope;
+      for (std::size_t i = 0; i < k.k.size(); ++i) {
+        PDIFF_CHECK(k.k[i].rank() == 3 && k.k[i].size(0) == k.length && k.k[i].size(1) == cfg.num_key_value_heads &&
+                        k.k[i].size(2) == cfg.head_dim() && k.v[i].shape() == k.k[i].shape(),
+                    "BAGEL: transferred layer ", i, " K", k.k[i].shape(), " must be (", k.length, ", ",
+                    cfg.num_key_value_heads, ", ", cfg.head_dim(), ")");
+        c.layers.push_back({shard_kv<C>(k.k[i], range), shard_kv<C>(k.v[i], range)});
+      }
+      ctx[b] = std::move(c);
+    }
+  }
+
+  // Denoises from the prepared contexts and decodes: the image on every rank.
+  template <class R>
+  BagelResult denoise(R& rank, const BagelRequest& q, Prepared& p) const {
+    using clock = std::chrono::steady_clock;
+    auto secs = [](clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); };
+    check_size(p.width, p.height);
+    BagelResult out;
+    out.width = p.width, out.height = p.height;
+    const std::int64_t f = cfg.latent_downsample(), h = p.height / f, w = p.width / f, N = h * w;
     HostTensor x;
     if (q.noise) {
       PDIFF_CHECK(q.noise->shape() == Shape({N, cfg.patch_latent_dim()}), "BAGEL: noise", q.noise->shape(), " must be (",
@@ -241,22 +463,25 @@ class BagelPipeline {
     const auto ts = bagel_timesteps(q.num_timesteps, q.timestep_shift);
     std::optional<ProgressBar> bar;
     if (q.progress) bar.emplace("denoise", q.num_timesteps - 1, rank.is_root());
-    t0 = clock::now();
+    auto t0 = clock::now();
+    constexpr int N_cfg = L::cfg;
     for (int i = 0; i + 1 < q.num_timesteps; ++i) {
       const float t = ts[std::size_t(i)];
       const auto g = q.guidance.at(t);
-      // branches computed: gen; cfg_text when guided; cfg_img only where a rank of its own runs it (CFG<3>):
-      // for text-to-image its velocity is gen's
-      const int need = g.text <= 1.0f ? 1 : N_cfg == 3 && g.img > 1.0f ? 3 : 2;
+      // branches computed: gen; cfg_text when guided; cfg_img with image guidance when it differs from gen
+      // (editing), or where a rank of its own runs it (CFG<3>); for text-to-image its velocity is gen's
+      const bool img = g.img > 1.0f && (!p.img_is_gen || N_cfg == 3);
+      const int need = g.text <= 1.0f ? 1 : img ? 3 : 2;
       const auto v = cfg_predict<L>(rank, std::max(need, N_cfg), [&](int b) {
         if (b >= need) return Prediction{HostTensor::zeros({N, cfg.patch_latent_dim()})};  // idle CFG rank
-        return Prediction{velocity(rank, ctx[b], x, t, h, w)};
+        return Prediction{velocity(rank, p.ctx[b], x, t, h, w)};
       });
-      const HostTensor* vi = need == 3 ? &v[2][0] : need == 2 ? &v[0][0] : nullptr;
+      const HostTensor* vi = need == 3 ? &v[2][0] : need == 2 && p.img_is_gen ? &v[0][0] : nullptr;
       const auto vt = bagel_combine(v[0][0], need > 1 ? &v[1][0] : nullptr, vi, g, q.guidance);
       const float dt = ts[std::size_t(i)] - ts[std::size_t(i) + 1];
       for (std::int64_t k = 0; k < x.numel(); ++k) x(k) = x(k) - vt(k) * dt;
       if (bar) bar->update(i + 1);
+      if (q.on_step) q.on_step(rank.index, i + 1, q.num_timesteps - 1);
     }
     out.denoise_s = secs(t0);
     out.latent = x;
@@ -265,6 +490,16 @@ class BagelPipeline {
     for (std::int64_t k = 0; k < img.numel(); ++k) img(k) = std::clamp(img(k) * 0.5f + 0.5f, 0.0f, 1.0f);
     out.image = std::move(img);
     out.decode_s = secs(t0);
+    return out;
+  }
+
+  template <class R>
+  BagelResult generate(R& rank, const BagelRequest& q) const {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto p = prepare(rank, q);
+    const double prefill = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    auto out = denoise(rank, q, p);
+    out.prefill_s = prefill;
     return out;
   }
 };

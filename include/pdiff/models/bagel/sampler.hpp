@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "pdiff/core/error.hpp"
+#include "pdiff/backend/cpu/memory.hpp"
 #include "pdiff/core/tensor.hpp"
 
 namespace pdiff {
