@@ -97,6 +97,12 @@ TEST_CASE("BAGEL: the prefill KV cache, one step's branch velocities and the thr
       CHECK(rel_err(gen.layers[std::size_t(l)].k.view(k.shape()), k) < 1e-5);
       CHECK(rel_err(gen.layers[std::size_t(l)].v.view(v.shape()), v) < 1e-5);
     }
+    // one MoT layer: the step-0 block [vision_start, 16 latents, vision_end] through layer 0 against the prompt
+    const MotRun runs[] = {{MotMode::und, 0, 1}, {MotMode::gen, 1, 16}, {MotMode::und, 17, 1}};
+    const std::vector<std::int64_t> pos(18, gen.rope);
+    CHECK(std::int64_t(g.read("mot.kv_len")(0)) == gen.length);
+    const auto layer0 = p.llm.forward(rank, g.read("mot.in").view({1, 18, 64}), runs, pos, false, gen, false, 1);
+    CHECK(rel_err(to_host_f32(layer0).view({18, 64}), g.read("mot.out")) < 1e-5);
     const auto x = g.read("t2iA.step.x");
     const float t = g.read("t2iA.step.t")(0);
     const auto v_gen = p.velocity(rank, gen, x, t, 4, 4);

@@ -19,6 +19,8 @@
 // tokens on this TP rank's KV heads, (1, tokens, kv_local, head_dim), and the next RoPE position.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
@@ -138,10 +140,10 @@ class BagelLlm {
   // Runs a query block x (1, n, H) at RoPE positions `pos` (n) through every layer against `ctx`
   // (causal: row i sees the context and rows <= i; otherwise every row sees all). update: the
   // block's K/V are appended to ctx (the caller advances ctx.rope). Returns the last hidden states
-  // (1, n, H) before the final norm.
+  // (1, n, H) before the final norm. n_layers < all: only the first layers (tests of one layer).
   template <class R>
   tensor forward(R& rank, const HostTensor& x_host, std::span<const MotRun> runs, std::span<const std::int64_t> pos,
-                 bool causal, Context& ctx, bool update) const {
+                 bool causal, Context& ctx, bool update, std::size_t n_layers = SIZE_MAX) const {
     const std::int64_t n = x_host.size(1);
     check_runs(runs, n);
     PDIFF_CHECK(std::int64_t(pos.size()) == n, "BAGEL: ", pos.size(), " RoPE positions for ", n, " rows");
@@ -153,8 +155,9 @@ class BagelLlm {
     args.causal = causal;
     args.q_offset = P;  // rows sit after the context's P keys
     if (update && ctx.layers.empty()) ctx.layers.assign(layers.size(), {});
+    PDIFF_CHECK(!update || n_layers >= layers.size(), "BAGEL: a context is updated by every layer");
     tensor x = to_ctx<C>(x_host);
-    for (std::size_t i = 0; i < layers.size(); ++i) {
+    for (std::size_t i = 0; i < std::min(n_layers, layers.size()); ++i) {
       const auto& w = layers[i].w;
       std::vector<tensor> q, k, v;
       for (const auto& r : runs) {
