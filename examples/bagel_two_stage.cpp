@@ -3,6 +3,8 @@
 // the caches travel with their metadata keyed by request id, stage 1 denoises and decodes on other ranks
 // (PDIFF_BAGEL_STAGE1, default TP<2>). Requests overlap: stage 0 prefills the next while stage 1
 // denoises. Each request's image is written to PREFIX_<i>.png; a failed request is reported by id.
+// Under mpirun (-np W0 + W1) the stages are processes: ranks [0, W0) prefill, the others denoise, and the
+// caches travel by MPI send/recv; stage 1's root writes the images.
 //   bagel_two_stage --model DIR --prompt "a red fox" --prompt "a blue bird" [--image in.png] -o out
 //                   [--width W --height H --steps N --cfg-text S --cfg-img S --seed S]
 //   (--image: every prompt edits that image; the seed of request i is seed + i)
@@ -60,7 +62,20 @@ int main(int argc, char** argv) {
       q.guidance.text_scale = cfg_text, q.guidance.img_scale = cfg_img, q.progress = false;
       if (!image.empty()) q.image = &input;
     }
-    const auto rep = run_bagel_two_stage<L0, L1>(model, rs);
+    TwoStageReport rep;
+#if defined(PDIFF_WITH_MPI)
+    if (MpiComm::launched_by_mpirun()) {
+      MpiComm world = MpiComm::world({.timeout = std::chrono::minutes(30)});  // stage 0 waits while stage 1 denoises
+      try {
+        rep = bagel_two_stage_rank<L0, L1>(world, model, rs);
+      } catch (const std::exception& e) {
+        world.abort(e.what());
+        throw;
+      }
+      if (world.rank() != L0::world_size) return 0;  // stage 1's root reports
+    } else
+#endif
+      rep = run_bagel_two_stage<L0, L1>(model, rs);
     std::printf("bagel_two_stage: %zu requests, stage 0 tp %d (%d ranks), stage 1 tp %d x cfg %d (%d ranks), %.2f s in all\n",
                 rs.size(), L0::tp, L0::world_size, L1::tp, L1::cfg, L1::world_size, rep.total_s);
     for (const auto& id : rep.completion_order) {

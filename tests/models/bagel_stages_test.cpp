@@ -110,3 +110,47 @@ TEST_CASE("BAGEL two stages: failed requests are reported by id and do not stall
   CHECK_THROWS_WITH_AS((run_bagel_two_stage<Layout<OnCpu>, Layout<OnCpu>>(dir, {rs[2], rs[2]})),
                        doctest::Contains("request id 'edit' given twice"), Error);
 }
+
+TEST_CASE("BAGEL two stages over one world (threads; the MPI form's code): messages by send/recv in request order") {
+  const Inputs in;
+  const auto rs = in.requests();
+  using L0 = Layout<TP<2>>;
+  using L1 = Layout<TP<2>, CFG<2>>;
+  const auto want = alone<L1>(rs);
+  const auto rep = run_bagel_two_stage_world<L0, L1>(dir, rs, {.stage0_order = {3, 1, 0, 2}});
+  CHECK(rep.failures.empty());
+  CHECK(rep.completion_order == std::vector<std::string>{"tall", "b", "a", "edit"});
+  for (auto& r : rs) CHECK_MESSAGE(max_abs(rep.results.at(r.id).latent, want.at(r.id)) == 0.0, r.id);
+  CHECK(rep.timing.at("edit").kv_bytes == (42 + 36 + 6) * 2 * 2 * 2 * 16 * sizeof(float));
+  // a message survives its bytes: serialise, parse, the same contexts
+  BagelKvMessage m;
+  m.request_id = "x", m.width = 32, m.height = 48, m.img_is_gen = false, m.prefill_s = 0.5;
+  m.contexts[1].length = 3, m.contexts[1].rope = 7;
+  m.contexts[1].k.push_back(in.noise_a.view({16, 4, 16})), m.contexts[1].v.push_back(in.noise_b.view({24, 4, 16}));
+  std::string id, why;
+  const auto back = deserialize(serialize(m), id, why);
+  REQUIRE(back);
+  CHECK(id == "x");
+  CHECK((back->width == 32 && back->height == 48 && !back->img_is_gen && back->contexts[1].rope == 7));
+  CHECK(max_abs(back->contexts[1].v[0], in.noise_b.view({24, 4, 16})) == 0.0);
+  auto bytes = serialize(m);
+  bytes.pop_back();
+  CHECK_THROWS_WITH_AS(deserialize(bytes, id, why), doctest::Contains("truncated message"), Error);
+  CHECK_FALSE(deserialize(serialize_failure("y", "no"), id, why));
+  CHECK((id == "y" && why == "no"));
+}
+
+TEST_CASE("BAGEL two stages over one world: a stage-1 rank failure ends the run with an error naming the request") {
+  const Inputs in;
+  auto rs = in.requests();
+  rs[2].request.on_step = [](int rank, int step, int) {
+    if (rank == 1 && step == 1) throw Error("injected failure");
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK_THROWS_WITH_AS((run_bagel_two_stage_world<Layout<TP<2>>, Layout<TP<2>>>(
+                           dir, rs, {.comm = {.timeout = std::chrono::milliseconds(5000)}})),
+                       doctest::Contains("request 'edit' failed on stage 1 rank 1: injected failure"), Error);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20));
+  CHECK_THROWS_WITH_AS((run_bagel_two_stage_world<Layout<TP<2>>, Layout<OnCpu>>(dir, {rs[0], rs[0]})),
+                       doctest::Contains("request id 'a' given twice"), Error);
+}
