@@ -6,14 +6,18 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <string>
 
 #include <vector>
 
 #include "pdiff/comm/tensor_collectives.hpp"
 #include "pdiff/core/error.hpp"
+#include "pdiff/core/memory.hpp"
+#include "pdiff/parallel/launch.hpp"
 
 namespace pdiff::cli {
 
@@ -53,6 +57,42 @@ std::vector<double> gather_pairs(R& rank, double a, double b) {
   mine(0) = float(a), mine(1) = float(b);
   const auto all = to<OnCpu>(all_gather(rank.world, to<typename L::backend>(mine), 0));
   return std::vector<double>(all.data(), all.data() + all.numel());
+}
+
+// Runs a model on every rank of L: load(rank) → pipeline, run(pipeline, rank) → result; keeps the root's
+// result, the load time and every rank's memory peaks while loading and in all (memory<L::backend>: host
+// memory on OnCpu, device memory on OnCuda). Under mpirun only the root process gets `has_result`.
+template <class Result>
+struct Measured {
+  Result result;
+  bool has_result = false;
+  std::vector<double> load_peak, run_peak;  // bytes, per rank
+  double load_s = 0;
+};
+template <class L, class Result, class Load, class Run>
+Measured<Result> run_measured(Load&& load, Run&& run) {
+  Measured<Result> m;
+  std::mutex mu;
+  using Mem = memory<typename L::backend>;
+  launch<L>({}, [&](auto& rank) {
+    Mem::reset_thread_peak();
+    // under thread launch rank 0 is the main thread: do not count what it held before (input images)
+    const double base = double(Mem::thread_live_bytes());
+    const auto t = std::chrono::steady_clock::now();
+    const auto pipe = load(rank);
+    if (rank.is_root()) m.load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    const double loaded = double(Mem::thread_peak_bytes()) - base;
+    auto r = run(pipe, rank);
+    const auto all = gather_pairs<L>(rank, loaded, double(Mem::thread_peak_bytes()) - base);
+    if (rank.is_root()) {
+      std::lock_guard lock(mu);
+      for (std::size_t i = 0; i < std::size_t(L::world_size); ++i)
+        m.load_peak.push_back(all[2 * i]), m.run_peak.push_back(all[2 * i + 1]);
+      m.result = std::move(r);
+      m.has_result = true;
+    }
+  });
+  return m;
 }
 
 }  // namespace pdiff::cli

@@ -22,7 +22,6 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <mutex>
 #include <optional>
 
 #include "pdiff/models/flux2/flux2.hpp"
@@ -188,29 +187,15 @@ int main(int argc, char** argv) {
     const Flux2BatchOptions batch{.max_batch = max_batch,
                                   .memory_budget = std::int64_t(memory_budget_gib * 1024.0 * 1024.0 * 1024.0),
                                   .all_ranks = false};
-    std::vector<double> load_peak(L::world_size), run_peak(L::world_size);
-    std::vector<Flux2Result> results;
-    std::mutex mu;
     const auto t0 = std::chrono::steady_clock::now();
-    double load_s = 0;
-    using Mem = memory<typename L::backend>;  // host memory on OnCpu, device memory on OnCuda
-    launch<L>({}, [&](auto& rank) {
-      Mem::reset_thread_peak();
-      // under thread launch rank 0 is the main thread: do not count what it held before (input images)
-      const double base = double(Mem::thread_live_bytes());
-      const auto t = std::chrono::steady_clock::now();
-      const auto pipe = Model::load(rank, model, {.caption_upsampling = upsample.has_value()});
-      if (rank.is_root()) load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-      const double loaded = double(Mem::thread_peak_bytes()) - base;
-      auto r = pipe.generate(rank, std::span<const Flux2Request>(requests), batch);
-      const auto all = cli::gather_pairs<L>(rank, loaded, double(Mem::thread_peak_bytes()) - base);
-      if (rank.is_root()) {
-        for (std::size_t i = 0; i < std::size_t(L::world_size); ++i) load_peak[i] = all[2 * i], run_peak[i] = all[2 * i + 1];
-        std::lock_guard lock(mu);
-        results = std::move(r);
-      }
-    });
-    if (results.empty()) return 0;  // not the root process (mpirun)
+    const auto m = cli::run_measured<L, std::vector<Flux2Result>>(
+        [&](auto& rank) { return Model::load(rank, model, {.caption_upsampling = upsample.has_value()}); },
+        [&](const auto& pipe, auto& rank) { return pipe.generate(rank, std::span<const Flux2Request>(requests), batch); });
+    if (!m.has_result) return 0;  // not the root process (mpirun)
+    const auto& results = m.result;
+    const auto& load_peak = m.load_peak;
+    const auto& run_peak = m.run_peak;
+    const double load_s = m.load_s;
     std::vector<std::string> written;
     for (std::size_t i = 0; i < results.size(); ++i) {
       const auto& img = results[i].image;

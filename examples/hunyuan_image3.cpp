@@ -15,7 +15,6 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <mutex>
 
 #include "cli_common.hpp"
 #include "pdiff/io/image.hpp"
@@ -95,28 +94,12 @@ int main(int argc, char** argv) {
                            .flow_shift = shift, .seed = seed,
                            .vae = vae_mode == "patch" ? VaeRunOptions::patch() : VaeRunOptions::whole(),
                            .kv_cache = !no_kv_cache};
-    std::vector<double> peaks;
-    HunyuanResult result;
-    std::mutex mu;
-    double load_s = 0;
     const auto t0 = std::chrono::steady_clock::now();
-    using Mem = memory<typename L::backend>;
-    launch<L>({}, [&](auto& rank) {
-      Mem::reset_thread_peak();
-      const double base = double(Mem::thread_live_bytes());
-      const auto t = std::chrono::steady_clock::now();
-      const auto pipe = HunyuanImage3Pipeline<L>::load(rank, model);
-      if (rank.is_root()) load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-      const double loaded = double(Mem::thread_peak_bytes()) - base;
-      auto r = pipe.generate(rank, q);
-      const auto all = cli::gather_pairs<L>(rank, loaded, double(Mem::thread_peak_bytes()) - base);
-      if (rank.is_root()) {
-        std::lock_guard lock(mu);
-        peaks = all;
-        result = std::move(r);
-      }
-    });
-    if (result.image.empty()) return 0;  // not the root process (mpirun)
+    const auto m = cli::run_measured<L, HunyuanResult>(
+        [&](auto& rank) { return HunyuanImage3Pipeline<L>::load(rank, model); },
+        [&](const auto& pipe, auto& rank) { return pipe.generate(rank, q); });
+    if (!m.has_result) return 0;  // not the root process (mpirun)
+    const auto& result = m.result;
     Tensor<float> signed_img(result.image.shape());
     for (std::int64_t i = 0; i < signed_img.numel(); ++i) signed_img(i) = result.image(i) * 2.0f - 1.0f;
     write_png(out, tensor_to_image(signed_img));
@@ -124,11 +107,11 @@ int main(int argc, char** argv) {
     std::printf("hunyuan_image3: %lldx%lld, %d steps, layout tp %d x ulysses %d x ring %d x cfg %d, ep %d, %d rank%s\n",
                 (long long)result.width, (long long)result.height, steps, L::tp, L::ulysses, L::ring, L::cfg, L::ep,
                 L::world_size, L::world_size > 1 ? "s" : "");
-    std::printf("  load %.2f s | denoise %.2f s (%.3f s/step) | decode %.2f s | total %.2f s\n", load_s,
+    std::printf("  load %.2f s | denoise %.2f s (%.3f s/step) | decode %.2f s | total %.2f s\n", m.load_s,
                 result.denoise_s, result.denoise_s / steps, result.decode_s, total);
     for (int r = 0; r < L::world_size; ++r)
-      std::printf("  rank %d: peak memory %.1f MiB (%.1f MiB while loading)\n", r, peaks[std::size_t(2 * r + 1)] / 1048576.0,
-                  peaks[std::size_t(2 * r)] / 1048576.0);
+      std::printf("  rank %d: peak memory %.1f MiB (%.1f MiB while loading)\n", r, m.run_peak[std::size_t(r)] / 1048576.0,
+                  m.load_peak[std::size_t(r)] / 1048576.0);
     std::printf("wrote %s\n", out.c_str());
     return 0;
   } catch (const std::exception& e) {

@@ -174,6 +174,23 @@ struct TwoStageReport {
   double total_s = 0;
 };
 
+namespace detail {
+// The requests by id (an id given twice is an error) and the order stage 0 takes them in.
+inline std::pair<std::map<std::string, const BagelRequest*>, std::vector<std::size_t>> stage_plan(
+    const std::vector<StageRequest>& requests, const TwoStageOptions& opts) {
+  std::map<std::string, const BagelRequest*> by_id;
+  for (auto& r : requests) PDIFF_CHECK(by_id.emplace(r.id, &r.request).second, "two-stage: request id '", r.id, "' given twice");
+  std::vector<std::size_t> order = opts.stage0_order;
+  if (order.empty())
+    for (std::size_t i = 0; i < requests.size(); ++i) order.push_back(i);
+  PDIFF_CHECK(order.size() == requests.size(), "two-stage: stage0_order names ", order.size(), " of ", requests.size(),
+              " requests");
+  for (std::size_t i : order)
+    PDIFF_CHECK(i < requests.size(), "two-stage: stage0_order names request ", i, " of ", requests.size());
+  return {std::move(by_id), std::move(order)};
+}
+}  // namespace detail
+
 // Stage 0's work for one request on one of its ranks: prefill the contexts, gather their KV heads over tp
 // (a collective: every stage-0 rank calls it). cfg_img is sent only when it differs from gen (editing).
 template <class L0, class R>
@@ -213,13 +230,7 @@ TwoStageReport run_bagel_two_stage(const std::filesystem::path& dir, const std::
   using clock = std::chrono::steady_clock;
   auto secs = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
   const auto t_start = clock::now();
-  std::map<std::string, const BagelRequest*> by_id;
-  for (auto& r : requests) PDIFF_CHECK(by_id.emplace(r.id, &r.request).second, "two-stage: request id '", r.id, "' given twice");
-  std::vector<std::size_t> order = opts.stage0_order;
-  if (order.empty())
-    for (std::size_t i = 0; i < requests.size(); ++i) order.push_back(i);
-  PDIFF_CHECK(order.size() == requests.size(), "two-stage: stage0_order names ", order.size(), " of ", requests.size(),
-              " requests");
+  const auto [by_id, order] = detail::stage_plan(requests, opts);
   KeyedChannel<BagelKvMessage> channel;
   TwoStageReport report;
   std::mutex mu;
@@ -230,7 +241,6 @@ TwoStageReport run_bagel_two_stage(const std::filesystem::path& dir, const std::
       launch<L0>(lo, [&](auto& rank) {
         const auto pipe = BagelPipeline<L0>::load(rank, dir);
         for (std::size_t idx : order) {
-          PDIFF_CHECK(idx < requests.size(), "two-stage: stage0_order names request ", idx, " of ", requests.size());
           const auto& r = requests[idx];
           const auto t0 = clock::now();
           try {
@@ -328,13 +338,7 @@ TwoStageReport bagel_two_stage_rank(Comm& world, const std::filesystem::path& di
   constexpr int W0 = L0::world_size, W1 = L1::world_size;
   PDIFF_CHECK(world.size() == W0 + W1, "two-stage: ", world.size(), " ranks, but stage 0 needs ", W0, " and stage 1 ", W1,
               " (mpirun -np ", W0 + W1, ")");
-  std::map<std::string, const BagelRequest*> by_id;
-  for (auto& r : requests) PDIFF_CHECK(by_id.emplace(r.id, &r.request).second, "two-stage: request id '", r.id, "' given twice");
-  std::vector<std::size_t> order = opts.stage0_order;
-  if (order.empty())
-    for (std::size_t i = 0; i < requests.size(); ++i) order.push_back(i);
-  PDIFF_CHECK(order.size() == requests.size(), "two-stage: stage0_order names ", order.size(), " of ", requests.size(),
-              " requests");
+  const auto [by_id, order] = detail::stage_plan(requests, opts);
   const auto t_start = clock::now();
   const int me = world.rank();
   Comm sub = world.split(me < W0 ? 0 : 1, me);
@@ -343,7 +347,6 @@ TwoStageReport bagel_two_stage_rank(Comm& world, const std::filesystem::path& di
     auto rank = make_rank<L0>(sub);
     const auto pipe = BagelPipeline<L0>::load(rank, dir);
     for (std::size_t idx : order) {
-      PDIFF_CHECK(idx < requests.size(), "two-stage: stage0_order names request ", idx, " of ", requests.size());
       const auto t0 = clock::now();
       std::vector<std::uint8_t> bytes;
       try {

@@ -222,22 +222,34 @@ class BagelPipeline {
     return y;
   }
 
+  // An image block `<|vision_start|> tokens (N, H) <|vision_end|>` through the LLM at one RoPE position after
+  // ctx, full attention; the tokens on `mode`'s weights, the markers on the understanding ones. update:
+  // appended to ctx (which then moves on one position). Returns the last hidden states (1, N + 2, H).
+  template <class R>
+  typename C::tensor image_block(R& rank, Context& ctx, const HostTensor& tokens, MotMode mode, bool update) const {
+    const std::int64_t N = tokens.size(0), H = cfg.hidden_size;
+    const std::int64_t marks[] = {start_of_image, end_of_image};
+    const auto m = llm.embed_tokens(rank, marks);
+    HostTensor seq({1, N + 2, H});
+    std::copy_n(m.data(), H, seq.data());
+    std::copy_n(tokens.data(), N * H, seq.data() + H);
+    std::copy_n(m.data() + H, H, seq.data() + (N + 1) * H);
+    const MotRun mixed[] = {{MotMode::und, 0, 1}, {mode, 1, N}, {MotMode::und, N + 1, 1}};
+    const MotRun und[] = {{MotMode::und, 0, N + 2}};  // one run: one all-reduce per projection, not three
+    const std::vector<std::int64_t> pos(std::size_t(N + 2), ctx.rope);
+    auto hidden = mode == MotMode::und ? llm.forward(rank, seq, und, pos, false, ctx, update)
+                                       : llm.forward(rank, seq, mixed, pos, false, ctx, update);
+    if (update) ctx.rope += 1;
+    return hidden;
+  }
+
   // One branch's velocity (N, 4·z) for latents x at t against its context (_forward_flow, no update).
   template <class R>
   HostTensor velocity(R& rank, Context& ctx, const HostTensor& x, float t, std::int64_t h, std::int64_t w) const {
     const std::int64_t N = h * w, H = cfg.hidden_size;
     PDIFF_CHECK(x.rank() == 2 && x.size(0) == N && x.size(1) == cfg.patch_latent_dim(), "BAGEL: latents", x.shape(),
                 " must be (", N, ", ", cfg.patch_latent_dim(), ")");
-    const std::int64_t marks[] = {start_of_image, end_of_image};
-    const auto m = llm.embed_tokens(rank, marks);
-    const auto lat = latent_inputs(x, t, h, w);
-    HostTensor seq({1, N + 2, H});
-    std::copy_n(m.data(), H, seq.data());
-    std::copy_n(lat.data(), N * H, seq.data() + H);
-    std::copy_n(m.data() + H, H, seq.data() + (N + 1) * H);
-    const MotRun runs[] = {{MotMode::und, 0, 1}, {MotMode::gen, 1, N}, {MotMode::und, N + 1, 1}};
-    const std::vector<std::int64_t> pos(std::size_t(N + 2), ctx.rope);
-    const auto hidden = llm.forward(rank, seq, runs, pos, false, ctx, false);
+    const auto hidden = image_block(rank, ctx, latent_inputs(x, t, h, w), MotMode::gen, false);
     const auto g = to_host_f32(llm.norm[int(MotMode::gen)](narrow(hidden, 1, 1, N)));
     return host_linear(llm2vae, g.view({N, H}));
   }
@@ -327,36 +339,14 @@ class BagelPipeline {
   // generation weights for the latents, full attention, one RoPE position).
   template <class R>
   void prefill_vae_image(R& rank, Context& ctx, const EditImage& e) const {
-    const std::int64_t N = e.h * e.w, H = cfg.hidden_size;
-    const std::int64_t marks[] = {start_of_image, end_of_image};
-    const auto m = llm.embed_tokens(rank, marks);
-    const auto lat = latent_inputs(e.latent_tokens, 0.0f, e.h, e.w);
-    HostTensor seq({1, N + 2, H});
-    std::copy_n(m.data(), H, seq.data());
-    std::copy_n(lat.data(), N * H, seq.data() + H);
-    std::copy_n(m.data() + H, H, seq.data() + (N + 1) * H);
-    const MotRun runs[] = {{MotMode::und, 0, 1}, {MotMode::gen, 1, N}, {MotMode::und, N + 1, 1}};
-    const std::vector<std::int64_t> pos(std::size_t(N + 2), ctx.rope);
-    llm.forward(rank, seq, runs, pos, false, ctx, true);
-    ctx.rope += 1;
+    image_block(rank, ctx, latent_inputs(e.latent_tokens, 0.0f, e.h, e.w), MotMode::gen, true);
   }
 
   // Appends an image's ViT block `<|vision_start|> ViT tokens <|vision_end|>` (forward_cache_update_vit:
   // understanding weights, full attention, one RoPE position).
   template <class R>
   void prefill_vit_image(R& rank, Context& ctx, const EditImage& e) const {
-    const auto tokens = vit->forward(rank, e.vit_patches, e.vit_rows, e.vit_cols).tokens;
-    const std::int64_t N = tokens.size(0), H = cfg.hidden_size;
-    const std::int64_t marks[] = {start_of_image, end_of_image};
-    const auto m = llm.embed_tokens(rank, marks);
-    HostTensor seq({1, N + 2, H});
-    std::copy_n(m.data(), H, seq.data());
-    std::copy_n(tokens.data(), N * H, seq.data() + H);
-    std::copy_n(m.data() + H, H, seq.data() + (N + 1) * H);
-    const MotRun run{MotMode::und, 0, N + 2};
-    const std::vector<std::int64_t> pos(std::size_t(N + 2), ctx.rope);
-    llm.forward(rank, seq, std::span(&run, 1), pos, false, ctx, true);
-    ctx.rope += 1;
+    image_block(rank, ctx, vit->forward(rank, e.vit_patches, e.vit_rows, e.vit_cols).tokens, MotMode::und, true);
   }
 
   // The three branches' contexts this rank needs (branch b runs on CFG rank b % N), as interleave_inference

@@ -8,15 +8,11 @@
 #include <algorithm>
 
 #include "pdiff/models/bagel/config.hpp"
+#include "pdiff/models/param_plan.hpp"
 
 namespace pdiff {
 
-struct BagelParamPlan {
-  std::int64_t sharded = 0, replicated = 0;  // elements per rank
-  double gib(int bytes_per_element) const {
-    return double(sharded + replicated) * bytes_per_element / (1024.0 * 1024.0 * 1024.0);
-  }
-};
+using BagelParamPlan = ParamPlan;
 
 // The released model: Qwen2.5-7B dims (hidden 3584, 28 layers, 28 / 4 heads, FFN 18944, vocab 152064),
 // max_latent_size 64, 16 latent channels in 2x2 patches.

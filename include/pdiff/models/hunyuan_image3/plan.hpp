@@ -6,15 +6,11 @@
 #pragma once
 
 #include "pdiff/models/hunyuan_image3/config.hpp"
+#include "pdiff/models/param_plan.hpp"
 
 namespace pdiff {
 
-struct HunyuanParamPlan {
-  std::int64_t sharded = 0, replicated = 0;  // elements per rank
-  double gib(int bytes_per_element) const {
-    return double(sharded + replicated) * bytes_per_element / (1024.0 * 1024.0 * 1024.0);
-  }
-};
+using HunyuanParamPlan = ParamPlan;
 
 // The released model (SPEC.md: hidden 4096, 32 layers, 32 heads / 8 KV of 128, 64 experts top-8 of 3072,
 // one shared expert, vocab 133120, UNet width 1024, 32 latent channels).
