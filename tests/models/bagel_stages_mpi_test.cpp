@@ -23,8 +23,8 @@ TEST_CASE("BAGEL two stages over 4 MPI processes equal one process") {
   rs[1].request.encode_noise = &eps, rs[1].request.guidance.img_scale = 2.0f;
   rs[1].request.vae_transform = {64, 32, 16}, rs[1].request.vit_transform = {56, 28, 14};
   for (auto& r : rs) r.request.num_timesteps = 4, r.request.progress = false;
-  using L0 = Layout<TP<2>>;
-  using L1 = Layout<TP<2>>;
+  using L0 = Layout<TP<2>, OnCpu>;
+  using L1 = Layout<TP<2>, OnCpu>;
   MpiComm world = MpiComm::world();
   REQUIRE(world.size() == 4);
   const auto rep = bagel_two_stage_rank<L0, L1>(world, dir, rs);

@@ -56,8 +56,8 @@ std::map<std::string, Tensor<float>> alone(const std::vector<StageRequest>& rs) 
 TEST_CASE("BAGEL two stages: TP<2> -> TP<2> x CFG<2> equals one process exactly; four requests in another order") {
   const Inputs in;
   const auto rs = in.requests();
-  using L0 = Layout<TP<2>>;
-  using L1 = Layout<TP<2>, CFG<2>>;
+  using L0 = Layout<TP<2>, OnCpu>;
+  using L1 = Layout<TP<2>, CFG<2>, OnCpu>;
   const auto want = alone<L1>(rs);
   const auto rep = run_bagel_two_stage<L0, L1>(dir, rs, {.stage0_order = {3, 1, 0, 2}});
   CHECK(rep.failures.empty());
@@ -80,11 +80,11 @@ TEST_CASE("BAGEL two stages: different TP degrees re-shard the caches by heads")
   auto rs = in.requests();
   rs.erase(rs.begin() + 3);
   const auto serial = alone<Layout<OnCpu>>(rs);
-  const auto rep = run_bagel_two_stage<Layout<OnCpu>, Layout<TP<2>, CFG<3>>>(dir, rs);
+  const auto rep = run_bagel_two_stage<Layout<OnCpu>, Layout<TP<2>, CFG<3>, OnCpu>>(dir, rs);
   CHECK(rep.failures.empty());
   for (auto& r : rs) CHECK_MESSAGE(max_abs(rep.results.at(r.id).latent, serial.at(r.id)) < 1e-5, r.id);
   // and the other way: TP<2> prefill, serial denoise
-  const auto back = run_bagel_two_stage<Layout<TP<2>>, Layout<OnCpu>>(dir, rs);
+  const auto back = run_bagel_two_stage<Layout<TP<2>, OnCpu>, Layout<OnCpu>>(dir, rs);
   for (auto& r : rs) CHECK_MESSAGE(max_abs(back.results.at(r.id).latent, serial.at(r.id)) < 1e-5, r.id);
 }
 
@@ -96,7 +96,7 @@ TEST_CASE("BAGEL two stages: failed requests are reported by id and do not stall
     if (rank == 1 && step == 2) throw Error("injected failure");
   };
   const auto t0 = std::chrono::steady_clock::now();
-  const auto rep = run_bagel_two_stage<Layout<TP<2>>, Layout<TP<2>>>(
+  const auto rep = run_bagel_two_stage<Layout<TP<2>, OnCpu>, Layout<TP<2>, OnCpu>>(
       dir, rs, {.comm = {.timeout = std::chrono::milliseconds(5000)}});
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20));
   REQUIRE(rep.failures.count("a"));
@@ -114,8 +114,8 @@ TEST_CASE("BAGEL two stages: failed requests are reported by id and do not stall
 TEST_CASE("BAGEL two stages over one world (threads; the MPI form's code): messages by send/recv in request order") {
   const Inputs in;
   const auto rs = in.requests();
-  using L0 = Layout<TP<2>>;
-  using L1 = Layout<TP<2>, CFG<2>>;
+  using L0 = Layout<TP<2>, OnCpu>;
+  using L1 = Layout<TP<2>, CFG<2>, OnCpu>;
   const auto want = alone<L1>(rs);
   const auto rep = run_bagel_two_stage_world<L0, L1>(dir, rs, {.stage0_order = {3, 1, 0, 2}});
   CHECK(rep.failures.empty());
@@ -147,10 +147,10 @@ TEST_CASE("BAGEL two stages over one world: a stage-1 rank failure ends the run 
     if (rank == 1 && step == 1) throw Error("injected failure");
   };
   const auto t0 = std::chrono::steady_clock::now();
-  CHECK_THROWS_WITH_AS((run_bagel_two_stage_world<Layout<TP<2>>, Layout<TP<2>>>(
+  CHECK_THROWS_WITH_AS((run_bagel_two_stage_world<Layout<TP<2>, OnCpu>, Layout<TP<2>, OnCpu>>(
                            dir, rs, {.comm = {.timeout = std::chrono::milliseconds(5000)}})),
                        doctest::Contains("request 'edit' failed on stage 1 rank 1: injected failure"), Error);
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20));
-  CHECK_THROWS_WITH_AS((run_bagel_two_stage_world<Layout<TP<2>>, Layout<OnCpu>>(dir, {rs[0], rs[0]})),
+  CHECK_THROWS_WITH_AS((run_bagel_two_stage_world<Layout<TP<2>, OnCpu>, Layout<OnCpu>>(dir, {rs[0], rs[0]})),
                        doctest::Contains("request id 'a' given twice"), Error);
 }

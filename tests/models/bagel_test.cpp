@@ -50,7 +50,7 @@ std::vector<Tensor<float>> generate(const std::string& run, bool want_image, Vae
 }
 }  // namespace
 
-static_assert(std::is_same_v<Bagel<VaePatch<2>, TP<2>>::layout, Layout<TP<2>, VaePatch<2>>>);
+static_assert(std::is_same_v<Bagel<VaePatch<2>, TP<2>, OnCpu>::layout, Layout<TP<2>, VaePatch<2>, OnCpu>>);
 
 TEST_CASE("BAGEL: config from the folder, tokens and schedule as the reference") {
   const auto g = goldens();
@@ -158,11 +158,11 @@ TEST_CASE("BAGEL: TP<2>, CFG<2>, CFG<3>, TP<2> x CFG<2> and TP<2> x VaePatch<2> 
     for (std::size_t i = 0; i < r.size(); ++i) CHECK_MESSAGE(max_abs(r[i], r[0]) == 0.0, what, " rank ", i);
     CHECK_MESSAGE(max_abs(r[0], serial_lat) <= tol, what);
   };
-  same(generate<Layout<TP<2>>>("t2iB", false), 1e-5, "TP<2>");
-  same(generate<Layout<CFG<2>>>("t2iB", false), 0.0, "CFG<2>");  // the same arithmetic: bit-identical
-  same(generate<Layout<CFG<3>>>("t2iB", false), 0.0, "CFG<3>");
-  same(generate<Layout<TP<2>, CFG<2>>>("t2iB", false), 1e-5, "TP<2> x CFG<2>");
-  const auto vp = generate<Layout<TP<2>, VaePatch<2>>>("t2iB", true, VaeRunOptions::patch());
+  same(generate<Layout<TP<2>, OnCpu>>("t2iB", false), 1e-5, "TP<2>");
+  same(generate<Layout<CFG<2>, OnCpu>>("t2iB", false), 0.0, "CFG<2>");  // the same arithmetic: bit-identical
+  same(generate<Layout<CFG<3>, OnCpu>>("t2iB", false), 0.0, "CFG<3>");
+  same(generate<Layout<TP<2>, CFG<2>, OnCpu>>("t2iB", false), 1e-5, "TP<2> x CFG<2>");
+  const auto vp = generate<Layout<TP<2>, VaePatch<2>, OnCpu>>("t2iB", true, VaeRunOptions::patch());
   for (auto& im : vp) CHECK(max_abs(im, serial) < 1e-4);  // the default halo covers the 8x12 latents: exact
 }
 
@@ -311,9 +311,9 @@ TEST_CASE("BAGEL editing: 3 steps equal the reference; CFG<2>, CFG<3>, TP<2> x C
   auto want = g.read("edit.image");
   for (std::int64_t i = 0; i < want.numel(); ++i) want(i) = std::clamp(want(i) * 0.5f + 0.5f, 0.0f, 1.0f);
   CHECK(max_abs(img.view(want.shape()), want) < 1e-4);
-  for (auto& r : edit<Layout<CFG<2>>>(false)) CHECK(max_abs(r, lat) == 0.0);
-  for (auto& r : edit<Layout<CFG<3>>>(false)) CHECK(max_abs(r, lat) == 0.0);
-  const auto tp = edit<Layout<TP<2>, CFG<3>>>(false);
+  for (auto& r : edit<Layout<CFG<2>, OnCpu>>(false)) CHECK(max_abs(r, lat) == 0.0);
+  for (auto& r : edit<Layout<CFG<3>, OnCpu>>(false)) CHECK(max_abs(r, lat) == 0.0);
+  const auto tp = edit<Layout<TP<2>, CFG<3>, OnCpu>>(false);
   for (auto& r : tp) {
     CHECK(max_abs(r, tp[0]) == 0.0);
     CHECK(max_abs(r, lat) < 1e-5);

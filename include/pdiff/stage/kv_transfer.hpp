@@ -37,13 +37,13 @@ struct KvContext {
 template <class L, class R, class T, class B>
 Tensor<float, OnCpu> gather_kv(R& rank, const Tensor<T, B>& x, std::int64_t kv_heads) {
   PDIFF_CHECK(x.rank() == 4 && x.size(0) == 1, "gather_kv: the cache", x.shape(), " must be (1, tokens, heads, D)");
-  auto h = to_host_f32(x);
-  const std::int64_t Tn = h.size(1), D = h.size(3);
+  const std::int64_t Tn = x.size(1), D = x.size(3);
   if constexpr (L::tp == 1) {
-    PDIFF_CHECK(h.size(2) == kv_heads, "gather_kv: ", h.size(2), " heads, the model has ", kv_heads);
-    return h.view({Tn, kv_heads, D});
+    PDIFF_CHECK(x.size(2) == kv_heads, "gather_kv: ", x.size(2), " heads, the model has ", kv_heads);
+    return to_host_f32(x).view({Tn, kv_heads, D});
   } else {
-    const auto all = all_gather(rank.tp, h, 2);  // (1, T, tp·kv_local, D)
+    // gathered where the cache lives (the tp communicator takes that memory), then brought to the host
+    const auto all = to_host_f32(all_gather(rank.tp, x, 2));  // (1, T, tp·kv_local, D)
     if (kv_heads >= L::tp) return all.view({Tn, kv_heads, D});
     const std::int64_t group = L::tp / kv_heads;  // ranks sharing one head
     Tensor<float, OnCpu> out({Tn, kv_heads, D});
