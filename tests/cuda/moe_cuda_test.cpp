@@ -1,7 +1,9 @@
 // MoE<C> on OnCuda — the same layer code as the CPU tests — against HunyuanImage-3.0's MoE layer
 // (tests/golden/hunyuan_moe_tiny): fp32 within 1e-4, bf16 within 2e-2; EP<2> over TP<2> (replicated
 // tokens) and over Ulysses<2> (dispatch/combine) on thread ranks sharing one GPU equal the serial CUDA
-// run; HunyuanImage-3.0's velocity on CUDA (tests/golden/hunyuan_image3_tiny). Built in every CUDA build
+// run; HunyuanImage-3.0's velocity on CUDA (tests/golden/hunyuan_image3_tiny); the device ops under it
+// (moe_group: warp top-k + CUB radix sort; grouped_gemm_nt: cuBLAS grouped GEMM) against the CPU
+// ones at HunyuanImage-3.0's router size (64 experts, top-8). Built in every CUDA build
 // (CI's compile probe of the OnCuda MoE and HunyuanImage-3.0 code); run where a GPU is present, skipped
 // (77) elsewhere.
 #include <doctest/doctest.h>
@@ -31,6 +33,80 @@ std::vector<Tensor<float>> run_cuda(const Tensor<float>& x) {
   return out;
 }
 }  // namespace
+
+TEST_CASE("moe_group on CUDA = the CPU's: the same experts, tokens and counts, weights within 1e-6") {
+  const auto golden = SafeTensors::open((dir / "goldens.safetensors").string()).read("router_logits");  // (48, 8)
+  struct Case {
+    Tensor<float> logits;
+    int k;
+    bool renormalize;
+    std::int64_t t0, t1;
+  };
+  std::vector<Case> cases = {{golden, 2, true, 0, 48}, {golden, 2, true, 7, 30}, {golden, 1, false, 0, 48},
+                             {random({4096, 64}, 11, 3.0f), 8, true, 0, 4096},   // HunyuanImage-3.0's router
+                             {random({1000, 64}, 12), 8, true, 250, 750}, {random({300, 200}, 13), 3, true, 0, 300},
+                             {golden, 2, true, 5, 5}};
+  // every token on expert 3 first: the worst imbalance
+  auto skew = random({512, 64}, 14);
+  for (std::int64_t t = 0; t < 512; ++t) skew.data()[t * 64 + 3] += 20.0f;
+  cases.push_back({skew, 8, true, 0, 512});
+  for (const auto& c : cases) {
+    CAPTURE(c.logits.shape());
+    CAPTURE(c.t0);
+    const auto want = moe_group(c.logits, c.k, c.renormalize, 0.5f, c.t0, c.t1);
+    const auto got = moe_group(to<OnCuda>(c.logits), c.k, c.renormalize, 0.5f, c.t0, c.t1);
+    CHECK(got.count == want.count);
+    const auto tok = to<OnCpu>(got.token);
+    const auto w = to<OnCpu>(got.weight);
+    REQUIRE(tok.numel() == want.rows());
+    std::int64_t bad_token = 0;
+    double worst = 0;
+    for (std::int64_t j = 0; j < want.rows(); ++j) {
+      bad_token += tok(j) != want.token(j);
+      worst = std::max(worst, double(std::abs(w(j) - want.weight(j))));
+    }
+    CHECK(bad_token == 0);
+    CHECK(worst < 1e-6);
+  }
+}
+
+TEST_CASE("grouped_gemm_nt on CUDA = one CPU GEMM per group: empty groups, more groups than one pointer chunk") {
+  for (std::vector<std::int64_t> rows : {std::vector<std::int64_t>{5, 0, 17, 1, 0, 9}, std::vector<std::int64_t>(200, 3),
+                                         std::vector<std::int64_t>{0, 0, 0}}) {
+    CAPTURE(rows.size());
+    std::int64_t n = 0;
+    for (auto r : rows) n += r;
+    const std::int64_t K = 64, N = 96;
+    const auto x = random({n, K}, 21);
+    std::vector<Tensor<float>> w;
+    for (std::size_t g = 0; g < rows.size(); ++g) w.push_back(random({N, K}, 100 + g));
+    Tensor<float> want({n, N});
+    for (std::int64_t g = 0, at = 0; g < std::int64_t(rows.size()); at += rows[std::size_t(g)], ++g) {
+      if (rows[std::size_t(g)] == 0) continue;
+      auto yg = want.slice(at, at + rows[std::size_t(g)]);
+      gemm(x.slice(at, at + rows[std::size_t(g)]), w[std::size_t(g)], yg, {.trans_b = true});
+    }
+    auto run = [&](auto value) {
+      using T = decltype(value);
+      std::vector<Tensor<T, OnCuda>> dw;
+      for (auto& t : w) dw.push_back(to<OnCuda>(convert<T>(t)));
+      std::vector<const Tensor<T, OnCuda>*> p;
+      for (auto& t : dw) p.push_back(&t);
+      Tensor<T, OnCuda> y({n, N});
+      grouped_gemm_nt(to<OnCuda>(convert<T>(x)), std::span<const Tensor<T, OnCuda>* const>(p),
+                      std::span<const std::int64_t>(rows), y);
+      MESSAGE("grouped_gemm_nt<", sizeof(T) == 2 ? "bf16" : "fp32", "> on ", rows.size(), " groups: ",
+              grouped_gemm_used() ? "one cuBLAS grouped GEMM" : "one GEMM per group (fallback)");
+      return to_host_f32(y);
+    };
+    if (n == 0) {
+      CHECK(run(float{}).numel() == 0);
+      continue;
+    }
+    CHECK(rel_err(run(float{}), want) < 1e-5);
+    CHECK(rel_err(run(bf16{}), want) < 1e-2);
+  }
+}
 
 TEST_CASE("MoE on CUDA equals HunyuanImage-3.0's layer (fp32 1e-4, bf16 2e-2), balanced and skewed") {
   const auto g = SafeTensors::open((dir / "goldens.safetensors").string());

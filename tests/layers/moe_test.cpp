@@ -97,6 +97,61 @@ TEST_CASE("serial MoE equals HunyuanImage-3.0's MoE layer: routing, load and out
   CHECK(loads[0].max_over_mean() == doctest::Approx(4.0));
 }
 
+TEST_CASE("moe_group: the routing of a token range grouped by expert, stable; experts() narrows it") {
+  const auto logits = goldens().read("router_logits");  // (48, 8)
+  const auto r = moe_route(logits, 2, true);
+  for (auto [t0, t1] : {std::pair<std::int64_t, std::int64_t>{0, 48}, {10, 31}, {5, 5}}) {
+    CAPTURE(t0);
+    const auto g = moe_group(logits, 2, true, 1.0f, t0, t1);
+    REQUIRE(g.rows() == (t1 - t0) * 2);
+    REQUIRE(g.count.size() == 8);
+    std::int64_t j = 0;
+    for (std::int32_t e = 0; e < 8; ++e) {
+      // expert e's rows: exactly the tokens in [t0, t1) that chose e, in order, with their weights
+      for (std::int64_t i = t0 * 2; i < t1 * 2; ++i) {
+        if (r.expert[std::size_t(i)] != e) continue;
+        REQUIRE(j < g.rows());
+        CHECK(g.token(j) == std::int32_t(i / 2));
+        CHECK(g.weight(j) == r.weight[std::size_t(i)]);
+        ++j;
+      }
+      CHECK(g.offset(e + 1) == j);
+    }
+    CHECK(j == g.rows());
+    const auto mid = g.experts(2, 5);
+    CHECK(mid.count == std::vector<std::int64_t>(g.count.begin() + 2, g.count.begin() + 5));
+    CHECK(mid.rows() == g.offset(5) - g.offset(2));
+    if (mid.rows() > 0) CHECK(mid.token(0) == g.token(g.offset(2)));
+  }
+  CHECK_THROWS_WITH_AS(moe_group(logits, 2, true, 1.0f, 40, 49), doctest::Contains("tokens [40, 49)"), Error);
+  CHECK_THROWS_WITH_AS(moe_group(logits, 2, true, 1.0f, 0, 48).experts(3, 9), doctest::Contains("experts [3, 9)"),
+                       Error);
+}
+
+TEST_CASE("grouped_matmul: each group of rows times its layer's weight, empty groups and bf16-held weights") {
+  using C = Ctx<Layout<OnCpu>>;
+  std::vector<detail::LinearCore<C>> layers(4);
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    auto w = random({6, 5}, 100 + std::uint64_t(i));
+    if (i == 2) w = convert<float>(convert<bf16>(w));  // exactly bf16 values: held as bf16
+    layers[i].set(w);
+  }
+  CHECK(layers[2].holds_bf16());
+  std::vector<const detail::LinearCore<C>*> p;
+  for (auto& l : layers) p.push_back(&l);
+  const std::vector<std::int64_t> rows = {3, 0, 4, 2};
+  const auto x = random({9, 5}, 7);
+  const auto y = detail::grouped_matmul<C>(p, x, rows);
+  REQUIRE(y.shape() == Shape{9, 6});
+  std::int64_t at = 0;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    if (rows[i] > 0) CHECK(max_abs(y.slice(at, at + rows[i]), layers[i].matmul(x.slice(at, at + rows[i]))) == 0.0f);
+    at += rows[i];
+  }
+  const std::vector<std::int64_t> short_rows = {3, 0, 4, 1};
+  CHECK_THROWS_WITH_AS(detail::grouped_matmul<C>(p, x, short_rows), doctest::Contains("rows are not x's 9"), Error);
+}
+
 // EP inside a TP group (tokens replicated), with and without splitting the experts further; EP groups
 // spanning Ulysses chunks, Ring chunks and CFG branches (dispatch/combine); EP over the whole mesh.
 TEST_CASE_TEMPLATE("every TP / EP layout equals serial, balanced and skewed routing", L, Layout<TP<2>, OnCpu>,

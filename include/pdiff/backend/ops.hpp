@@ -6,9 +6,11 @@
 
 #include "pdiff/backend/cpu/activation.hpp"
 #include "pdiff/backend/cpu/attention.hpp"
+#include "pdiff/backend/cpu/conv.hpp"
 #include "pdiff/backend/cpu/convert.hpp"
 #include "pdiff/backend/cpu/gemm.hpp"
 #include "pdiff/backend/cpu/index.hpp"
+#include "pdiff/backend/cpu/moe_route.hpp"
 #include "pdiff/backend/cpu/norm.hpp"
 #include "pdiff/backend/cpu/rope.hpp"
 #include "pdiff/core/copy_ops.hpp"

@@ -5,7 +5,9 @@
 // (weight16; half the memory) and widened inside the GEMM (backend/cpu/bf16_weights.hpp): the same results.
 #pragma once
 
+#include <span>
 #include <type_traits>
+#include <vector>
 
 #include "pdiff/backend/cpu/bf16_weights.hpp"
 #include "pdiff/backend/ops.hpp"
@@ -59,18 +61,52 @@ struct LinearCore {
     tensor y(ys);
     const std::int64_t rows = x.numel() / in;
     tensor y2 = y.view({rows, out});
+    matmul_into(x.view({rows, in}), y2);
+    return y;
+  }
+  // y (rows, out) = x (rows, in) · Wᵀ, into y's storage.
+  void matmul_into(const tensor& x, tensor& y) const {
     if constexpr (cpu_f32) {
       if (holds_bf16()) {
-        gemm_bf16_weight(x.view({rows, in}), weight16, y2);
-        return y;
+        gemm_bf16_weight(x, weight16, y);
+        return;
       }
     }
-    gemm(x.view({rows, in}), weight, y2, {.trans_b = true});
-    return y;
+    gemm(x, weight, y, {.trans_b = true});
   }
   void add_bias(tensor& y) const {
     if (!bias.empty()) add_(y, bias);
   }
 };
+
+// Group g of x's rows times layer g's weight, for layers of one shape (a MoE layer's experts):
+// x (n, in) with rows[g] rows per group, Σ rows = n → (n, out). One grouped GEMM on CUDA; on the CPU
+// one GEMM per non-empty group, written in place.
+template <class C>
+typename C::tensor grouped_matmul(std::span<const LinearCore<C>* const> layers, const typename C::tensor& x,
+                                  std::span<const std::int64_t> rows) {
+  PDIFF_CHECK(!layers.empty() && layers.size() == rows.size() && x.rank() == 2, "grouped_matmul: ", layers.size(),
+              " layers, ", rows.size(), " row counts, x", x.shape());
+  const std::int64_t out = layers[0]->out_features();
+  typename C::tensor y({x.size(0), out});
+  if constexpr (std::is_same_v<typename C::backend, OnCpu>) {
+    std::int64_t at = 0;
+    for (std::size_t g = 0; g < layers.size(); ++g) {
+      PDIFF_CHECK(layers[g]->out_features() == out && layers[g]->in_features() == x.size(1), "grouped_matmul: layer ",
+                  g, " is (", layers[g]->out_features(), ", ", layers[g]->in_features(), "), not (", out, ", ",
+                  x.size(1), ")");
+      if (rows[g] == 0) continue;
+      auto yg = y.slice(at, at + rows[g]);
+      layers[g]->matmul_into(x.slice(at, at + rows[g]), yg);
+      at += rows[g];
+    }
+    PDIFF_CHECK(at == x.size(0), "grouped_matmul: the groups' ", at, " rows are not x's ", x.size(0));
+  } else {
+    std::vector<const typename C::tensor*> w(layers.size());
+    for (std::size_t g = 0; g < layers.size(); ++g) w[g] = &layers[g]->weight;
+    grouped_gemm_nt(x, std::span<const typename C::tensor* const>(w), rows, y);
+  }
+  return y;
+}
 
 }  // namespace pdiff::detail

@@ -12,8 +12,9 @@
 // | tp divides N, N > tp   | E/N whole experts               | this TP rank's 1/tp of its tokens, sent to the experts' ranks and back | all_to_all(ep): counts, then rows (dispatch), rows back (combine); all_reduce(tp) |
 // The EP group is N consecutive ranks of the mesh (parallel/ep.hpp): N ≤ tp keeps it inside a TP
 // group, N > tp spans ranks holding different tokens (Ulysses/Ring chunks, CFG branches, DP groups).
-// Tokens are grouped by expert with a stable counting sort (the order of the tokens inside an
-// expert is their order in the input), each expert runs one GEMM pair on its rows, and the results
+// Tokens are grouped by expert by the `moe_group` op (a stable counting sort on the CPU, CUB's radix
+// sort on CUDA: the order of the tokens inside an expert is their order in the input), the experts'
+// GEMMs run grouped (one GEMM per expert on the CPU, one cuBLAS grouped GEMM on CUDA), and the results
 // are added back weighted. The shared expert is TP-sharded like a dense MLP and its partial sums
 // share the routed part's one all_reduce. x: (B, S, D) or (T, D), the same on every rank of a TP
 // group → the same shape. Weights: names as HunyuanImage-3.0's checkpoint (MoeNames).
@@ -71,14 +72,6 @@ struct MoeNames {
   }
 };
 
-// Routing decisions of one forward, token-major: token t's choices are [t·k, (t+1)·k).
-struct MoeRouting {
-  int top_k = 1;
-  std::vector<std::int32_t> expert;
-  std::vector<float> weight;
-  std::int64_t tokens() const { return std::int64_t(expert.size()) / top_k; }
-};
-
 // Tokens per expert of one forward (over the tokens of the rank's EP group) and their imbalance.
 struct MoeLoad {
   std::vector<std::int64_t> tokens;
@@ -89,70 +82,7 @@ struct MoeLoad {
   }
 };
 
-// Softmax over the experts in fp32, the k largest (ties: the lower expert index first); their weights
-// renormalised (k > 1) or scaled.
-inline MoeRouting moe_route(const Tensor<float, OnCpu>& logits, int k, bool renormalize, float scaling = 1.0f) {
-  PDIFF_CHECK(logits.rank() == 2 && k >= 1 && k <= logits.size(1), "moe_route: logits", logits.shape(),
-              " must be (tokens, experts) with 1 <= top_k (", k, ") <= experts");
-  const std::int64_t T = logits.size(0), E = logits.size(1);
-  MoeRouting r;
-  r.top_k = k;
-  r.expert.resize(std::size_t(T * k));
-  r.weight.resize(std::size_t(T * k));
-  std::vector<float> p(static_cast<std::size_t>(E));
-  std::vector<std::int32_t> order(static_cast<std::size_t>(E));
-  for (std::int64_t t = 0; t < T; ++t) {
-    const float* l = logits.data() + t * E;
-    const float m = *std::max_element(l, l + E);
-    float sum = 0.0f;
-    for (std::int64_t e = 0; e < E; ++e) sum += p[std::size_t(e)] = std::exp(l[e] - m);
-    for (auto& v : p) v /= sum;
-    std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](std::int32_t a, std::int32_t b) {
-      return p[std::size_t(a)] > p[std::size_t(b)] || (p[std::size_t(a)] == p[std::size_t(b)] && a < b);
-    });
-    float chosen = 0.0f;
-    for (int j = 0; j < k; ++j) chosen += p[std::size_t(order[std::size_t(j)])];
-    const bool norm = renormalize && k > 1;
-    const float f = norm ? 1.0f / std::max(chosen, std::numeric_limits<float>::epsilon()) : scaling;
-    for (int j = 0; j < k; ++j) {
-      const auto e = order[std::size_t(j)];
-      r.expert[std::size_t(t * k + j)] = e;
-      r.weight[std::size_t(t * k + j)] = p[std::size_t(e)] * f;
-    }
-  }
-  return r;
-}
-
 namespace detail {
-// (token, weight) pairs of the tokens [t0, t1) whose expert is in [e0, e1), stably grouped by expert.
-struct ExpertRows {
-  std::vector<std::int32_t> token;
-  std::vector<float> weight;
-  std::vector<std::int64_t> count;  // per expert of [e0, e1)
-};
-inline ExpertRows group_by_expert(const MoeRouting& r, std::int64_t t0, std::int64_t t1, std::int64_t e0,
-                                  std::int64_t e1) {
-  ExpertRows g;
-  g.count.assign(std::size_t(e1 - e0), 0);
-  const int k = r.top_k;
-  for (std::int64_t i = t0 * k; i < t1 * k; ++i)
-    if (r.expert[std::size_t(i)] >= e0 && r.expert[std::size_t(i)] < e1) ++g.count[std::size_t(r.expert[std::size_t(i)] - e0)];
-  std::vector<std::int64_t> at(g.count.size(), 0);
-  for (std::size_t e = 1; e < at.size(); ++e) at[e] = at[e - 1] + g.count[e - 1];
-  const std::int64_t n = at.empty() ? 0 : at.back() + g.count.back();
-  g.token.resize(std::size_t(n));
-  g.weight.resize(std::size_t(n));
-  for (std::int64_t i = t0 * k; i < t1 * k; ++i) {
-    const std::int64_t e = r.expert[std::size_t(i)];
-    if (e < e0 || e >= e1) continue;
-    const auto j = std::size_t(at[std::size_t(e - e0)]++);
-    g.token[j] = std::int32_t(i / k);
-    g.weight[j] = r.weight[std::size_t(i)];
-  }
-  return g;
-}
-
 template <class T>
 Tensor<T, OnCpu> host_vector(const std::vector<T>& v) {
   Tensor<T, OnCpu> t({std::int64_t(v.size())});
@@ -235,14 +165,15 @@ class MoE {
     return m;
   }
 
-  // The router's decisions for x (every rank of a TP group computes the same).
-  MoeRouting route(const tensor& x) const {
+  // The router's fp32 logits (tokens, E) for x, where x lives.
+  Tensor<float, backend> logits(const tensor& x) const {
     const auto X = x.view({x.numel() / cfg.hidden, cfg.hidden});
-    auto logits = [&] {
-      if constexpr (std::is_same_v<T, float>) return router.matmul(X);
-      else return router.matmul(convert<float>(X));
-    }();
-    return moe_route(to<OnCpu>(logits), cfg.top_k, cfg.renormalize, cfg.routed_scaling);
+    if constexpr (std::is_same_v<T, float>) return router.matmul(X);
+    else return router.matmul(convert<float>(X));
+  }
+  // The router's decisions for x (every rank of a TP group computes the same), on the host.
+  MoeRouting route(const tensor& x) const {
+    return moe_route(to<OnCpu>(logits(x)), cfg.top_k, cfg.renormalize, cfg.routed_scaling);
   }
 
   // x: (..., D) → (..., D). With `load`, the tokens per expert over the EP group's tokens (a
@@ -252,53 +183,47 @@ class MoE {
     PDIFF_CHECK(x.rank() >= 2 && x.size(-1) == cfg.hidden, "MoE: input", x.shape(), " must be (..., ", cfg.hidden, ")");
     const std::int64_t D = cfg.hidden, Tn = x.numel() / D;
     const auto X = x.view({Tn, D});
-    const MoeRouting r = route(x);
+    // dispatching: this TP rank routes its 1/tp of the tokens; otherwise every token is routed here
+    std::int64_t t0 = 0, t1 = Tn;
+    if constexpr (dispatch) {
+      const int tp = L::coord(Axis::tp, rank.index);
+      t0 = Tn * tp / TPd, t1 = Tn * (tp + 1) / TPd;
+    }
+    const auto g = moe_group(logits(X), cfg.top_k, cfg.renormalize, cfg.routed_scaling, t0, t1);
     auto out = tensor::zeros({Tn, D});
     if constexpr (!dispatch) {
       // every token is here: run this rank's experts on the tokens routed to them
-      const auto g = detail::group_by_expert(r, 0, Tn, first_expert, first_expert + std::int64_t(experts.size()));
-      const auto idx = to<backend>(detail::host_vector(g.token));
-      auto y = run_experts(index_rows(X, idx), g.count);
-      index_add_rows(out, y, idx, to<backend>(detail::host_vector(g.weight)));
+      const auto mine = g.experts(first_expert, first_expert + std::int64_t(experts.size()));
+      auto y = run_experts(index_rows(X, mine.token), mine.count);
+      index_add_rows(out, y, mine.token, mine.weight);
     } else {
-      dispatch_combine(rank, X, r, out);
+      dispatch_combine(rank, X, g, out);
     }
     if (cfg.shared_intermediate > 0) add_(out, shared(X));
     if constexpr (TPd > 1) all_reduce_(rank.tp, out);
-    if (load) *load = expert_load(rank, r);
+    if (load) *load = expert_load(rank, g.count);
     return out.view(x.shape());
   }
 
  private:
   // rows grouped by local expert (count[i] rows of expert first_expert + i, in order) → their outputs.
-  tensor run_experts(const tensor& rows, const std::vector<std::int64_t>& count) const {
-    std::vector<tensor> ys;
-    std::int64_t at = 0;
-    for (std::size_t i = 0; i < count.size(); ++i) {
-      if (count[i] == 0) continue;
-      ys.push_back(experts[i](rows.slice(at, at + count[i])));
-      at += count[i];
-    }
-    if (ys.empty()) return tensor::zeros({0, cfg.hidden});
-    if (ys.size() == 1) return ys[0];
-    std::vector<const tensor*> p;
-    for (auto& y : ys) p.push_back(&y);
-    return cat<T, backend>(p, 0);
+  tensor run_experts(const tensor& rows, std::span<const std::int64_t> count) const {
+    if (rows.size(0) == 0) return tensor::zeros({0, cfg.hidden});
+    std::vector<const detail::LinearCore<C>*> gate_up, down;
+    for (const auto& e : experts) gate_up.push_back(&e.gate_up), down.push_back(&e.down);
+    const auto h = swiglu(detail::grouped_matmul<C>(gate_up, rows, count));
+    return detail::grouped_matmul<C>(down, h, count);
   }
 
   // This TP rank's share of the tokens goes to the ranks of its experts (counts first, then rows),
   // is computed there, and comes back the same way; results are added to out's rows.
+  // g: this rank's tokens grouped by expert = grouped by destination rank (expert e lives on EP rank e / El).
   template <class R>
-  void dispatch_combine(R& rank, const tensor& X, const MoeRouting& r, tensor& out) const {
+  void dispatch_combine(R& rank, const tensor& X, const ExpertGroups<backend>& g, tensor& out) const {
     auto& comm = rank.ep;
     detail::check_comm_memory<std::remove_cvref_t<decltype(comm)>, backend>();
-    const std::int64_t D = cfg.hidden, Tn = X.size(0), El = std::int64_t(experts.size());
-    const int tp = L::coord(Axis::tp, rank.index);
-    const std::int64_t t0 = Tn * tp / TPd, t1 = Tn * (tp + 1) / TPd;
-    // grouped by expert = grouped by destination rank (expert e lives on EP rank e / El)
-    const auto g = detail::group_by_expert(r, t0, t1, 0, cfg.experts);
-    const auto idx = to<backend>(detail::host_vector(g.token));
-    const auto send = index_rows(X, idx);
+    const std::int64_t D = cfg.hidden, El = std::int64_t(experts.size());
+    const auto send = index_rows(X, g.token);
     // counts: block j = this rank's rows for each of rank j's experts
     auto counts = to<backend>(detail::host_vector(g.count));
     Tensor<std::int64_t, backend> got({N * El});
@@ -327,26 +252,21 @@ class MoE {
         }
     const auto y = run_experts(index_rows(recv, to<backend>(detail::host_vector(perm))), per_expert);
     const auto back_rows = index_rows(y, to<backend>(detail::host_vector(inv)));
-    tensor back({std::int64_t(g.token.size()), D});
+    tensor back({g.rows(), D});
     comm.all_to_all_v(back_rows.data(), std::span<const std::size_t>(rc), back.data(), std::span<const std::size_t>(sc));
-    index_add_rows(out, back, idx, to<backend>(detail::host_vector(g.weight)));
+    index_add_rows(out, back, g.token, g.weight);
   }
 
+  // Tokens per expert: this rank's counts, summed over the EP group when tokens are dispatched.
   template <class R>
-  MoeLoad expert_load(R& rank, const MoeRouting& r) const {
-    const std::int64_t E = cfg.experts, Tn = r.tokens();
-    std::int64_t t0 = 0, t1 = Tn;
-    if constexpr (dispatch) {
-      const int tp = L::coord(Axis::tp, rank.index);
-      t0 = Tn * tp / TPd, t1 = Tn * (tp + 1) / TPd;
-    }
+  MoeLoad expert_load(R& rank, const std::vector<std::int64_t>& count) const {
     MoeLoad l;
-    l.tokens = detail::group_by_expert(r, t0, t1, 0, E).count;
+    l.tokens = count;
     if constexpr (dispatch) {
       auto c = to<backend>(detail::host_vector(l.tokens));
       all_reduce_(rank.ep, c);
       const auto h = to<OnCpu>(c);
-      std::copy(h.data(), h.data() + E, l.tokens.begin());
+      std::copy(h.data(), h.data() + h.numel(), l.tokens.begin());
     }
     return l;
   }

@@ -174,6 +174,22 @@ inline Tensor<float, OnCpu> crop_region(const Tensor<float, OnCpu>& x, const Vae
   return o;
 }
 
+namespace detail {
+// Broadcasts a host tensor over any communicator: a device one (NcclComm, DeviceThreadComm on a CUDA
+// layout's VaePatch axis) gets it through a device buffer.
+template <class Comm>
+void broadcast_host(Comm& comm, Tensor<float, OnCpu>& t, int root) {
+  using Cm = std::remove_cvref_t<Comm>;
+  if constexpr (comm_accepts<Cm, OnCpu>()) {
+    comm.broadcast(t.data(), std::size_t(t.numel()), root);
+  } else {
+    auto d = to<typename Cm::memory_space>(t);
+    comm.broadcast(d.data(), std::size_t(d.numel()), root);
+    t = to<OnCpu>(d);
+  }
+}
+}  // namespace detail
+
 // Runs fn(region) → (B, C, out(h), out(w)) for every region on its owner rank of `comm`, shares the
 // results and merges them; returns the merged output on every rank.
 template <class Comm, class Fn>
@@ -193,7 +209,7 @@ Tensor<float, OnCpu> run_tiling(Comm& comm, const VaeTiling& t, std::int64_t B, 
   for (std::size_t k = 0; k < t.regions.size(); ++k) {
     const auto& r = t.regions[k];
     if (owner[k] != me) outs[k] = Tensor<float, OnCpu>({B, C, t.out(r.h), t.out(r.w)});
-    if (P > 1) comm.broadcast(outs[k].data(), std::size_t(outs[k].numel()), owner[k]);
+    if (P > 1) detail::broadcast_host(comm, outs[k], owner[k]);
   }
   // Output extent: the sum of the kept windows along the first column and the first row.
   std::int64_t OH = 0, OW = 0;

@@ -6,6 +6,7 @@
 // |   case 1×1, stride 1, no padding    |              | one GEMM on x as (C, H·W): no copy               |
 // |   case general                      |              | im2col of a band of output rows, one GEMM per band |
 // | upsample_nearest2x(x)               | (B, C, H, W) | (B, C, 2H, 2W)                                   |
+// | transpose_last2(x)                  | (B, M, N)    | (B, N, M): channel-major ↔ token-major           |
 // Ho = (H + pad_top + pad_bottom − kh) / stride + 1 (likewise Wo); padding is zeros. The im2col
 // buffer of a band is kept under ~8 MiB, so a 3×3 conv over 128 channels at 1024² does not
 // allocate a 4.5 GiB column matrix: memory stays O(output) as in the reference.
@@ -13,18 +14,14 @@
 
 #include <algorithm>
 
+#include "pdiff/backend/cpu/activation.hpp"
 #include "pdiff/backend/cpu/blas.hpp"
 #include "pdiff/backend/cpu/gemm.hpp"
 #include "pdiff/backend/cpu/memory.hpp"
+#include "pdiff/core/conv_args.hpp"
 #include "pdiff/core/tensor.hpp"
 
 namespace pdiff {
-
-struct Conv2dArgs {
-  int stride = 1;
-  int pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
-  static Conv2dArgs same(int pad, int stride = 1) { return {stride, pad, pad, pad, pad}; }
-};
 
 inline Tensor<float, OnCpu> conv2d(const Tensor<float, OnCpu>& x, const Tensor<float, OnCpu>& w,
                                    const Tensor<float, OnCpu>& b, const Conv2dArgs& a = {}) {
@@ -100,6 +97,24 @@ inline Tensor<float, OnCpu> upsample_nearest2x(const Tensor<float, OnCpu>& x) {
       std::copy(d0, d0 + 2 * W, d0 + 2 * W);
     }
   return out;
+}
+
+inline Tensor<float, OnCpu> transpose_last2(const Tensor<float, OnCpu>& x) {
+  PDIFF_CHECK(x.rank() == 3, "transpose_last2: x", x.shape(), " must be (B, M, N)");
+  const std::int64_t B = x.size(0), M = x.size(1), N = x.size(2);
+  Tensor<float, OnCpu> out({B, N, M});
+  for (std::int64_t b = 0; b < B; ++b) {
+    const float* src = x.data() + b * M * N;
+    float* dst = out.data() + b * M * N;
+    for (std::int64_t m = 0; m < M; ++m)
+      for (std::int64_t n = 0; n < N; ++n) dst[n * M + m] = src[m * N + n];
+  }
+  return out;
+}
+
+// silu in place (the CPU op writes over x; elsewhere a new tensor replaces it)
+inline void silu_(Tensor<float, OnCpu>& x) {
+  for (auto& v : x.span()) v = silu(v);
 }
 
 }  // namespace pdiff

@@ -21,15 +21,22 @@
 // | merge_attention                      | acc/o (B, Sq, H, Dv), lse (B, H, Sq) fp32       | src/cuda/attention.cu    |
 // | convert<U>                           | any                                             | convert.cuh              |
 // | index_rows, index_add_rows           | x (N, D), idx (n) int32, weights (n) fp32       | src/cuda/ops_index.cu    |
+// | conv2d                               | x (B, C, H, W), w (O, C, kh, kw), b (O)          | src/cuda/ops_conv.cu: im2col band + cuBLASLt |
+// | upsample_nearest2x, transpose_last2  | (B, C, H, W) → 2×; (B, M, N) → (B, N, M)          | src/cuda/ops_conv.cu     |
+// | moe_group                            | logits (T, E) fp32 → ExpertGroups (count on host) | src/cuda/ops_moe.cu: warp top-k, CUB radix sort |
+// | grouped_gemm_nt                      | x (n, K) in groups of rows, weights (N, K) each → (n, N) | src/cuda/ops_moe.cu: cublasGemmGroupedBatchedEx |
 // Everything is enqueued on current_cuda_stream(); errors are pdiff::Error naming the op.
 #pragma once
 
 #if defined(PDIFF_WITH_CUDA)
 #include <cstdint>
+#include <span>
 
 #include "pdiff/backend/cuda/gemm.hpp"
 #include "pdiff/backend/cuda/memory.hpp"
 #include "pdiff/core/attn_args.hpp"
+#include "pdiff/core/conv_args.hpp"
+#include "pdiff/core/expert_groups.hpp"
 #include "pdiff/core/rope_table.hpp"
 #include "pdiff/core/tensor.hpp"
 
@@ -71,6 +78,27 @@ template <class T> CudaTensor<T> index_rows(const CudaTensor<T>& x, const CudaTe
 template <class T>
 void index_add_rows(CudaTensor<T>& out, const CudaTensor<T>& rows, const CudaTensor<std::int32_t>& idx,
                     const CudaTensor<float>& w);
+
+// The VAE's ops (backend/cpu/conv.hpp's): a band of output rows at a time through an im2col buffer and
+// one GEMM (1×1 convolutions: one GEMM on the input as it is), bias per output channel.
+template <class T>
+CudaTensor<T> conv2d(const CudaTensor<T>& x, const CudaTensor<T>& w, const CudaTensor<T>& b, const Conv2dArgs& a = {});
+template <class T> CudaTensor<T> upsample_nearest2x(const CudaTensor<T>& x);
+template <class T> CudaTensor<T> transpose_last2(const CudaTensor<T>& x);
+
+// A router's top-k of tokens [t0, t1) grouped by expert, as the CPU moe_group (backend/cpu/moe_route.hpp):
+// softmax in fp32, ties to the lower expert, stable order inside an expert. Waits for the counts.
+ExpertGroups<OnCuda> moe_group(const CudaTensor<float>& logits, int k, bool renormalize, float scaling,
+                               std::int64_t t0, std::int64_t t1);
+
+// y rows of group g = x rows of group g · w[g]ᵀ: x (n, K) with rows[g] rows per group (Σ = n), each w[g]
+// (N, K), y (n, N); fp32 accumulation. One cuBLAS grouped GEMM (a group per non-empty expert); where the
+// library refuses the types it falls back to one cuBLASLt GEMM per group (grouped_gemm_used() says which).
+template <class T>
+void grouped_gemm_nt(const CudaTensor<T>& x, std::span<const CudaTensor<T>* const> w, std::span<const std::int64_t> rows,
+                     CudaTensor<T>& y);
+// Whether this thread's last grouped_gemm_nt ran as one grouped call (false: the per-group fallback).
+bool grouped_gemm_used();
 
 }  // namespace pdiff
 #endif

@@ -10,6 +10,10 @@
 // opts.split: none (whole image), tiled (the reference's tile grid and blending: equal to serial
 // tiled decode on every group size), patch (one haloed block per rank, no blending). H and W must
 // be multiples of f = 8; anything else is an error naming the size.
+// BasicAutoencoderKL<C> runs its convolutions in C's backend and type (AutoencoderKL = the host fp32 one;
+// BasicAutoencoderKL<Ctx<Layout<OnCuda>, bf16>> on the GPU). Inputs and outputs are host fp32 either way:
+// each whole image, tile or patch goes to the device, runs there and comes back (a few MB, next to
+// GFLOPs of convolutions), so the tiling / patch logic and its communicator stay on the host.
 #pragma once
 
 #include <optional>
@@ -23,25 +27,27 @@
 namespace pdiff {
 
 
-class AutoencoderKL {
+template <class C>
+class BasicAutoencoderKL {
  public:
+  using ctx = C;
   AutoencoderKLConfig config;
-  VaeEncoder encoder;
-  VaeDecoder decoder;
-  std::optional<VaeConv> quant_conv, post_quant_conv;
+  VaeEncoder<C> encoder;
+  VaeDecoder<C> decoder;
+  std::optional<VaeConv<C>> quant_conv, post_quant_conv;
 
-  static AutoencoderKL load(const Checkpoint& ck, const AutoencoderKLConfig& c) {
-    AutoencoderKL v;
+  static BasicAutoencoderKL load(const Checkpoint& ck, const AutoencoderKLConfig& c) {
+    BasicAutoencoderKL v;
     v.config = c;
-    v.encoder = VaeEncoder::load(ck, c);
-    v.decoder = VaeDecoder::load(ck, c);
+    v.encoder = VaeEncoder<C>::load(ck, c);
+    v.decoder = VaeDecoder<C>::load(ck, c);
     if (c.use_quant_conv)
-      v.quant_conv = VaeConv::load(ck, "quant_conv", 2 * c.latent_channels, 2 * c.latent_channels, 1, {});
+      v.quant_conv = VaeConv<C>::load(ck, "quant_conv", 2 * c.latent_channels, 2 * c.latent_channels, 1, {});
     if (c.use_post_quant_conv)
-      v.post_quant_conv = VaeConv::load(ck, "post_quant_conv", c.latent_channels, c.latent_channels, 1, {});
+      v.post_quant_conv = VaeConv<C>::load(ck, "post_quant_conv", c.latent_channels, c.latent_channels, 1, {});
     return v;
   }
-  static AutoencoderKL load(const std::filesystem::path& dir) {
+  static BasicAutoencoderKL load(const std::filesystem::path& dir) {
     return load(Checkpoint::open(dir), AutoencoderKLConfig::load(dir));
   }
   std::int64_t factor() const { return config.scale(); }
@@ -77,7 +83,10 @@ class AutoencoderKL {
   Tensor<float, OnCpu> decode(const Tensor<float, OnCpu>& z, const VaeRunOptions& o = {}, Comm&& comm = SelfComm{}) const {
     PDIFF_CHECK(z.rank() == 4 && z.size(1) == config.latent_channels, "AutoencoderKL::decode: latents", z.shape(),
                 " must be (B, ", config.latent_channels, ", h, w)");
-    auto dec = [&](const Tensor<float, OnCpu>& lat) { return decoder(post_quant_conv ? (*post_quant_conv)(lat) : lat); };
+    auto dec = [&](const Tensor<float, OnCpu>& lat) {
+      const auto z = to_ctx<C>(lat);
+      return to_host_f32(decoder(post_quant_conv ? (*post_quant_conv)(z) : z));
+    };
     if (!o.split) return dec(z);
     const std::int64_t f = factor();
     const VaeTiling t = *o.split == VaeSplit::tiled
@@ -106,10 +115,12 @@ class AutoencoderKL {
   }
   // moments: (B, 2·latent, h, w) = [mean | logvar]; the mode of the posterior is the mean
   Tensor<float, OnCpu> posterior_moments(const Tensor<float, OnCpu>& x) const {
-    auto m = encoder(x);
+    auto m = encoder(to_ctx<C>(x));
     if (quant_conv) m = (*quant_conv)(m);
-    return m;
+    return to_host_f32(m);
   }
 };
+
+using AutoencoderKL = BasicAutoencoderKL<HostCtx>;
 
 }  // namespace pdiff

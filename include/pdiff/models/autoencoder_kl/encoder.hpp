@@ -14,42 +14,43 @@
 
 namespace pdiff {
 
+template <class C>
 struct VaeEncoder {
-  VaeConv conv_in, conv_out;
+  VaeConv<C> conv_in, conv_out;
   struct Level {
-    std::vector<VaeResnet> resnets;
-    VaeConv down;
+    std::vector<VaeResnet<C>> resnets;
+    VaeConv<C> down;
     bool has_down = false;
   };
   std::vector<Level> levels;
-  VaeMidBlock mid;
-  GroupNorm<HostCtx> norm_out;
+  VaeMidBlock<C> mid;
+  GroupNorm<C> norm_out;
 
   static VaeEncoder load(const Checkpoint& ck, const AutoencoderKLConfig& c, const std::string& p = "encoder") {
     const int g = int(c.norm_num_groups);
     const auto& ch = c.block_out_channels;
     VaeEncoder e;
-    e.conv_in = VaeConv::load(ck, p + ".conv_in", c.in_channels, ch[0], 3, Conv2dArgs::same(1));
+    e.conv_in = VaeConv<C>::load(ck, p + ".conv_in", c.in_channels, ch[0], 3, Conv2dArgs::same(1));
     std::int64_t prev = ch[0];
     for (std::size_t i = 0; i < ch.size(); ++i) {
       Level l;
       const std::string bp = p + ".down_blocks." + std::to_string(i);
       for (std::int64_t j = 0; j < c.layers_per_block; ++j) {
-        l.resnets.push_back(VaeResnet::load(ck, bp + ".resnets." + std::to_string(j), prev, ch[i], g));
+        l.resnets.push_back(VaeResnet<C>::load(ck, bp + ".resnets." + std::to_string(j), prev, ch[i], g));
         prev = ch[i];
       }
       l.has_down = i + 1 < ch.size();
       // Downsample2D with padding 0 pads (left 0, right 1, top 0, bottom 1) before a stride-2 conv
-      if (l.has_down) l.down = VaeConv::load(ck, bp + ".downsamplers.0.conv", ch[i], ch[i], 3, {2, 0, 1, 0, 1});
+      if (l.has_down) l.down = VaeConv<C>::load(ck, bp + ".downsamplers.0.conv", ch[i], ch[i], 3, {2, 0, 1, 0, 1});
       e.levels.push_back(std::move(l));
     }
-    e.mid = VaeMidBlock::load(ck, p + ".mid_block", ch.back(), g, c.mid_block_add_attention);
-    e.norm_out = load_vae_group_norm(ck, p + ".conv_norm_out", ch.back(), g);
-    e.conv_out = VaeConv::load(ck, p + ".conv_out", ch.back(), 2 * c.latent_channels, 3, Conv2dArgs::same(1));
+    e.mid = VaeMidBlock<C>::load(ck, p + ".mid_block", ch.back(), g, c.mid_block_add_attention);
+    e.norm_out = load_vae_group_norm<C>(ck, p + ".conv_norm_out", ch.back(), g);
+    e.conv_out = VaeConv<C>::load(ck, p + ".conv_out", ch.back(), 2 * c.latent_channels, 3, Conv2dArgs::same(1));
     return e;
   }
 
-  Tensor<float, OnCpu> operator()(const Tensor<float, OnCpu>& x) const {
+  typename C::tensor operator()(const typename C::tensor& x) const {
     auto h = conv_in(x);
     for (auto& l : levels) {
       for (auto& r : l.resnets) h = r(h);
@@ -57,7 +58,7 @@ struct VaeEncoder {
     }
     h = mid(h);
     h = norm_out(h);
-    detail::silu_(h);
+    detail::vae_silu(h);
     return conv_out(h);
   }
 };

@@ -117,7 +117,7 @@ class BagelPipeline {
   BagelLlm<C> llm;
   Replicated<HostCtx> time_mlp0, time_mlp2, vae2llm, llm2vae;
   HostTensor latent_pos_embed;  // (max_latent_size², hidden)
-  AutoencoderKL vae;
+  BasicAutoencoderKL<Ctx<Layout<typename L::backend>, T>> vae;  // on the layout's backend, replicated per rank
   std::optional<BagelVit<C>> vit;  // when the folder has vit_config.json (editing)
   Tokenizer tokenizer;
   std::int32_t bos = -1, eos = -1, start_of_image = -1, end_of_image = -1;
@@ -159,7 +159,7 @@ class BagelPipeline {
     linear(p.vae2llm, "vae2llm", PD, H);
     linear(p.llm2vae, "llm2vae", H, PD);
     p.latent_pos_embed = ck.read("latent_pos_embed.pos_embed");
-    p.vae = AutoencoderKL::load(ck, ae);
+    p.vae = decltype(p.vae)::load(ck, ae);
     if (fs::is_regular_file(dir / "vit_config.json"))
       p.vit = BagelVit<C>::load(ck, BagelVitConfig::from(JsonConfig::load(dir / "vit_config.json")), p.cfg.hidden_size);
     p.tokenizer = Tokenizer::load(dir);

@@ -141,7 +141,7 @@ class Flux2Pipeline {
   Flux2Transformer<C> transformer;
   MistralTextEncoder<C> text_encoder;  // Mistral3 (dev) or Qwen3 (klein: cfg.qk_norm)
   Tokenizer tokenizer;
-  Flux2Vae vae;
+  BasicFlux2Vae<Ctx<Layout<typename L::backend>, T>> vae;  // on the layout's backend, replicated per rank
   FlowMatchEulerScheduler scheduler;
   Flux2Variant variant = Flux2Variant::dev;
   bool is_distilled = false;  // klein: model_index.json's is_distilled (step-distilled: no CFG)
@@ -188,7 +188,7 @@ class Flux2Pipeline {
     p.text_encoder = MistralTextEncoder<C>::load(Checkpoint::open(dir / "text_encoder"), ecfg, rank.coords.tp,
                                                  opts.caption_upsampling ? -1 : deepest, opts.caption_upsampling);
     p.tokenizer = Tokenizer::load(dir / "tokenizer");
-    p.vae = Flux2Vae::load(dir / "vae");
+    p.vae = decltype(p.vae)::load(dir / "vae");
     PDIFF_CHECK(p.vae.latent_channels() == tcfg.in_channels, "Flux2Pipeline: the VAE gives ", p.vae.latent_channels(),
                 " latent channels, the transformer takes ", tcfg.in_channels);
     p.scheduler = FlowMatchEulerScheduler::load(dir / "scheduler");

@@ -17,19 +17,21 @@
 
 namespace pdiff {
 
-class Flux2Vae {
+// Cx: where the convolutions run (BasicAutoencoderKL<Cx>); latents and images are host fp32 either way.
+template <class Cx>
+class BasicFlux2Vae {
  public:
-  AutoencoderKL kl;
+  BasicAutoencoderKL<Cx> kl;
   Tensor<float, OnCpu> bn_mean, bn_std;  // (4·latent): sqrt(running_var + eps)
 
-  static Flux2Vae load(const std::filesystem::path& dir) {
+  static BasicFlux2Vae load(const std::filesystem::path& dir) {
     auto cfg = AutoencoderKLConfig::load(dir);
     PDIFF_CHECK(cfg.is_flux2(), "Flux2Vae: '", dir.string(), "' holds a ", cfg.class_name,
                 ", FLUX.2 needs AutoencoderKLFlux2");
     PDIFF_CHECK(cfg.patch_size == std::vector<std::int64_t>({2, 2}), "Flux2Vae: patch_size must be (2, 2)");
     auto ck = Checkpoint::open(dir);
-    Flux2Vae v;
-    v.kl = AutoencoderKL::load(ck, cfg);
+    BasicFlux2Vae v;
+    v.kl = BasicAutoencoderKL<Cx>::load(ck, cfg);
     v.bn_mean = ck.read("bn.running_mean");
     auto var = ck.read("bn.running_var");
     const std::int64_t C = 4 * cfg.latent_channels;
@@ -102,5 +104,7 @@ class Flux2Vae {
     return o;
   }
 };
+
+using Flux2Vae = BasicFlux2Vae<HostCtx>;
 
 }  // namespace pdiff

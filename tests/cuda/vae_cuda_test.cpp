@@ -1,0 +1,82 @@
+// The VAE on OnCuda — the same AutoencoderKL code as the CPU tests (BasicAutoencoderKL<C>) — and the
+// ops under it: conv2d (3×3, stride-2 asymmetric padding, 1×1, a conv big enough to run in bands),
+// upsample_nearest2x and transpose_last2 against the CPU ops; decode / encode / tiled of FLUX.2's
+// and FLUX.1's tiny VAEs against the diffusers goldens (fp32 1e-4, bf16 2e-2); VaePatch<2> over
+// thread ranks sharing one GPU (device communicator) = the serial tiled decode. Skipped (77) without
+// a GPU; CI's compile probe of the device VAE.
+#include <doctest/doctest.h>
+
+#include "../layers/harness.hpp"
+#include "pdiff/models/flux2/vae.hpp"
+
+using namespace pdiff;
+using namespace pdiff::test;
+namespace fs = std::filesystem;
+
+namespace {
+const fs::path golden = fs::path(PDIFF_SOURCE_DIR) / "tests/golden";
+
+template <class T>
+Tensor<float> on_cuda_conv(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>& b, Conv2dArgs a) {
+  auto d = [](const Tensor<float>& t) { return to<OnCuda>(convert<T>(t)); };
+  return to_host_f32(conv2d(d(x), d(w), b.empty() ? Tensor<T, OnCuda>() : d(b), a));
+}
+}  // namespace
+
+TEST_CASE("conv2d, upsample_nearest2x, transpose_last2 on CUDA = the CPU ops") {
+  struct Case {
+    Shape x, w;
+    Conv2dArgs a;
+    bool bias;
+  };
+  for (const Case& c : {Case{{2, 5, 13, 11}, {7, 5, 3, 3}, Conv2dArgs::same(1), true},
+                        Case{{1, 6, 16, 12}, {6, 6, 3, 3}, Conv2dArgs{2, 0, 1, 0, 1}, true},
+                        Case{{2, 8, 9, 7}, {4, 8, 1, 1}, {}, true}, Case{{1, 3, 8, 8}, {4, 3, 3, 3}, Conv2dArgs::same(1), false},
+                        // K·Wo = 4608·1024: 14-row bands over 32 output rows
+                        Case{{1, 512, 32, 1024}, {8, 512, 3, 3}, Conv2dArgs::same(1), true}}) {
+    CAPTURE(c.x);
+    CAPTURE(c.w);
+    const auto x = random(c.x, 1), w = random(c.w, 2, 0.1f), b = c.bias ? random({c.w[0]}, 3) : Tensor<float>();
+    const auto want = conv2d(x, w, b, c.a);
+    CHECK(rel_err(on_cuda_conv<float>(x, w, b, c.a), want) < 1e-5);
+    CHECK(rel_err(on_cuda_conv<bf16>(x, w, b, c.a), want) < 2e-2);
+  }
+  const auto x = random({2, 3, 5, 7}, 4);
+  CHECK(max_abs(to<OnCpu>(upsample_nearest2x(to<OnCuda>(x))), upsample_nearest2x(x)) == 0.0);
+  for (Shape s : {Shape{2, 5, 7}, Shape{1, 64, 100}, Shape{3, 33, 65}}) {
+    const auto t = random(s, 5);
+    CHECK(max_abs(to<OnCpu>(transpose_last2(to<OnCuda>(t))), transpose_last2(t)) == 0.0);
+  }
+}
+
+TEST_CASE("AutoencoderKL on CUDA equals diffusers: FLUX.2 and FLUX.1 VAEs, decode, encode, tiled (fp32 1e-4, bf16 2e-2)") {
+  for (auto dir : {golden / "flux2_tiny/dev/pipeline", golden / "flux1_vae_tiny"}) {
+    CAPTURE(dir.string());
+    const auto g = SafeTensors::open((dir / "vae_goldens.safetensors").string());
+    const auto z = g.read("z"), img = g.read("image");
+    auto check = [&](auto value, double tol) {
+      using C = Ctx<Layout<OnCuda>, decltype(value)>;
+      const auto vae = BasicAutoencoderKL<C>::load(Checkpoint::open(dir / "vae"), AutoencoderKLConfig::load(dir / "vae"));
+      CHECK(rel_err(vae.decode(z), g.read("decoded")) < tol);
+      CHECK(rel_err(vae.encode(img), g.read("encoded")) < tol);
+      CHECK(rel_err(vae.decode(z, VaeRunOptions::tiled(8)), g.read("decoded_tiled")) < tol);
+    };
+    check(float{}, 1e-4);
+    check(bf16{}, 2e-2);
+  }
+}
+
+TEST_CASE("VaePatch<2> on one GPU (device communicator): tiled decode = serial tiled, the same image on both ranks") {
+  using L = Layout<TP<2>, VaePatch<2>, OnCuda>;
+  using C = Ctx<Layout<OnCuda>, float>;
+  const auto dir = golden / "flux2_tiny/dev/pipeline/vae";
+  auto load = [&] { return BasicAutoencoderKL<C>::load(Checkpoint::open(dir), AutoencoderKLConfig::load(dir)); };
+  const auto z = random({1, 4, 20, 26}, 21);
+  const auto serial = load().decode(z, VaeRunOptions::tiled(8));
+  std::vector<Tensor<float>> out(2);
+  launch<L>({.mode = Launch::threads, .comm = {.timeout = std::chrono::milliseconds(60000)}}, [&](auto& rank) {
+    // each rank's weights on its own device (rank % GPUs)
+    out[std::size_t(rank.index)] = load().decode(z, VaeRunOptions::tiled(8), rank.vae_patch);
+  });
+  for (const auto& o : out) CHECK(rel_err(o, serial) < 1e-6);
+}
