@@ -86,6 +86,7 @@ CudaTensor<T> conv2d(const CudaTensor<T>& x, const CudaTensor<T>& w, const CudaT
   const std::int64_t Ho = (hp - kh) / a.stride + 1, Wo = (wp - kw) / a.stride + 1, K = C * kh * kw;
   CudaTensor<T> out({B, O, Ho, Wo});
   if (out.numel() == 0) return out;
+  PDIFF_CHECK(K > 0, "conv2d: x", x.shape(), " has no input channels");
   const cudaStream_t s = current_cuda_stream();
   const auto wm = w.view({O, K});
   const bool pointwise = kh == 1 && kw == 1 && a.stride == 1 && hp == H && wp == W;

@@ -26,8 +26,11 @@ namespace detail {
 __device__ inline bool route_after(float p, int e, float q, int f) { return p < q || (p == q && e > f); }
 
 // Warp per token t of [t0, t0 + n): writes slot t·k + j (j < k, relative to t0) of expert / weight / slot.
+// A row whose logits are not all finite (NaN, ±inf: the sum is not finite) records its token + 1 in
+// *bad (the host raises an error naming it) and routes to experts 0..k−1 so nothing is out of range.
 __global__ void moe_topk_kernel(const float* logits, std::int64_t t0, std::int64_t n, int E, int k, bool renormalize,
-                                float scaling, std::uint32_t* expert, float* weight, std::int32_t* slot) {
+                                float scaling, std::uint32_t* expert, float* weight, std::int32_t* slot,
+                                unsigned long long* bad) {
   const std::int64_t t = (std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = int(threadIdx.x % 32);
   if (t >= n) return;
@@ -38,6 +41,13 @@ __global__ void moe_topk_kernel(const float* logits, std::int64_t t0, std::int64
   float sum = 0.0f;
   for (int e = lane; e < E; e += 32) sum += expf(l[e] - m);
   for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  if (!isfinite(sum) || !isfinite(m)) {
+    if (lane == 0) {
+      atomicMax(bad, static_cast<unsigned long long>(t0 + t + 1));
+      for (int j = 0; j < k; ++j) expert[t * k + j] = std::uint32_t(j), weight[t * k + j] = 0.0f, slot[t * k + j] = int(t * k + j);
+    }
+    return;
+  }
   float prev_p = FLT_MAX, chosen = 0.0f;
   int prev_e = -1;
   for (int j = 0; j < k; ++j) {
@@ -133,9 +143,10 @@ ExpertGroups<OnCuda> moe_group(const CudaTensor<float>& logits, int k, bool reno
   CudaTensor<std::uint32_t> expert({n}), expert_sorted({n});
   CudaTensor<std::int32_t> slot({n}), slot_sorted({n});
   CudaTensor<float> slot_weight({n});
+  auto bad = CudaTensor<unsigned long long>::zeros({1});
   const std::int64_t threads = T * 32;
   detail::moe_topk_kernel<<<unsigned((threads + 255) / 256), 256, 0, s>>>(
-      logits.data(), t0, T, int(E), k, renormalize, scaling, expert.data(), slot_weight.data(), slot.data());
+      logits.data(), t0, T, int(E), k, renormalize, scaling, expert.data(), slot_weight.data(), slot.data(), bad.data());
   cuda::detail::check_launch("moe_group (top-k)");
   const int bits = std::max(1, int(std::bit_width(std::uint64_t(E - 1))));
   std::size_t temp_bytes = 0;
@@ -150,8 +161,12 @@ ExpertGroups<OnCuda> moe_group(const CudaTensor<float>& logits, int k, bool reno
       count.data());
   cuda::detail::check_launch("moe_group (rows)");
   std::vector<int> host(static_cast<std::size_t>(E));
+  unsigned long long bad_token = 0;
   PDIFF_CUDA_CHECK(cudaMemcpyAsync(host.data(), count.data(), std::size_t(E) * sizeof(int), cudaMemcpyDeviceToHost, s));
+  PDIFF_CUDA_CHECK(cudaMemcpyAsync(&bad_token, bad.data(), sizeof bad_token, cudaMemcpyDeviceToHost, s));
   PDIFF_CUDA_CHECK(cudaStreamSynchronize(s));
+  PDIFF_CHECK(bad_token == 0, "MoE router: the logits of token ", bad_token - 1,
+              " are not finite (NaN or inf): the input or the router weights hold non-finite values");
   for (std::int64_t e = 0; e < E; ++e) g.count[std::size_t(e)] = host[std::size_t(e)];
   return g;
 }
@@ -159,9 +174,9 @@ ExpertGroups<OnCuda> moe_group(const CudaTensor<float>& logits, int k, bool reno
 template <class T>
 void grouped_gemm_nt(const CudaTensor<T>& x, std::span<const CudaTensor<T>* const> w, std::span<const std::int64_t> rows,
                      CudaTensor<T>& y) {
-  PDIFF_CHECK(w.size() == rows.size() && !w.empty(), "grouped_gemm_nt: ", w.size(), " weights for ", rows.size(),
-              " row groups");
-  const std::int64_t K = x.size(-1), N = w[0]->size(0);
+  PDIFF_CHECK(w.size() == rows.size() && !w.empty() && x.rank() == 2 && w[0]->rank() == 2, "grouped_gemm_nt: ",
+              w.size(), " weights for ", rows.size(), " row groups, x", x.shape());
+  const std::int64_t K = x.size(1), N = w[0]->size(0);
   std::int64_t n = 0;
   for (std::size_t i = 0; i < w.size(); ++i) {
     PDIFF_CHECK(w[i]->rank() == 2 && w[i]->size(0) == N && w[i]->size(1) == K, "grouped_gemm_nt: weight ", i,
@@ -215,18 +230,31 @@ void grouped_gemm_nt(const CudaTensor<T>& x, std::span<const CudaTensor<T>* cons
   const auto* dB = reinterpret_cast<const void* const*>(ptrs.data() + groups);
   auto* dC = reinterpret_cast<void* const*>(ptrs.data() + 2 * groups);
   const cudaDataType_t type = std::is_same_v<T, bf16> ? CUDA_R_16BF : CUDA_R_32F;
-  const cublasHandle_t h = detail::cublas_handle(cuda_device());
-  detail::cublas_check(cublasSetStream(h, s), "cublasSetStream");
-  const cublasStatus_t st = cublasGemmGroupedBatchedEx(h, ta.data(), tb.data(), m_.data(), n_.data(), k_.data(),
-                                                       alpha.data(), dA, type, lda.data(), dB, type, ldb.data(),
-                                                       beta.data(), dC, type, ldc.data(), groups, size.data(),
-                                                       CUBLAS_COMPUTE_32F);
+  // cuBLAS reads the pointers on the device and cannot refuse a misaligned one: the grouped call takes
+  // 16-byte aligned matrices only (C rows start at y + at·N), the rest goes one GEMM per group
+  bool aligned = true;
+  for (int i = 0; i < groups; ++i)
+    aligned = aligned && reinterpret_cast<std::uintptr_t>(A[std::size_t(i)]) % 16 == 0 &&
+              reinterpret_cast<std::uintptr_t>(B[std::size_t(i)]) % 16 == 0 &&
+              reinterpret_cast<std::uintptr_t>(Cp[std::size_t(i)]) % 16 == 0;
+#if CUBLAS_VERSION >= 120500
+  cublasStatus_t st = CUBLAS_STATUS_NOT_SUPPORTED;
+  if (aligned) {
+    const cublasHandle_t h = detail::cublas_handle(cuda_device());
+    detail::cublas_check(cublasSetStream(h, s), "cublasSetStream");
+    st = cublasGemmGroupedBatchedEx(h, ta.data(), tb.data(), m_.data(), n_.data(), k_.data(), alpha.data(), dA, type,
+                                    lda.data(), dB, type, ldb.data(), beta.data(), dC, type, ldc.data(), groups,
+                                    size.data(), CUBLAS_COMPUTE_32F);
+  }
   if (st == CUBLAS_STATUS_SUCCESS) {
     detail::last_grouped = true;
     return;
   }
   PDIFF_CHECK(st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE,
               "cuBLAS: cublasGemmGroupedBatchedEx failed: ", cublasGetStatusString(st));
+#else
+  (void)aligned, (void)dA, (void)dB, (void)dC, (void)type;  // cuBLAS before 12.5 has no grouped GEMM
+#endif
   // not supported for these types on this library / device: one GEMM per group
   at = 0;
   for (std::size_t i = 0; i < w.size(); ++i) {

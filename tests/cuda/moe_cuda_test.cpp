@@ -68,15 +68,25 @@ TEST_CASE("moe_group on CUDA = the CPU's: the same experts, tokens and counts, w
     CHECK(bad_token == 0);
     CHECK(worst < 1e-6);
   }
+  auto nan = random({40, 8}, 15);
+  nan.data()[17 * 8 + 2] = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(moe_group(to<OnCuda>(nan), 2, true, 1.0f, 0, 40), doctest::Contains("token 17 are not finite"),
+                       Error);
 }
 
-TEST_CASE("grouped_gemm_nt on CUDA = one CPU GEMM per group: empty groups, more groups than one pointer chunk") {
-  for (std::vector<std::int64_t> rows : {std::vector<std::int64_t>{5, 0, 17, 1, 0, 9}, std::vector<std::int64_t>(200, 3),
-                                         std::vector<std::int64_t>{0, 0, 0}}) {
+TEST_CASE("grouped_gemm_nt on CUDA = one CPU GEMM per group: empty groups, more groups than one pointer chunk, "
+          "rows not 16-byte aligned") {
+  struct Case {
+    std::vector<std::int64_t> rows;
+    std::int64_t N;
+  };
+  for (const auto& [rows, N] : {Case{{5, 0, 17, 1, 0, 9}, 96}, Case{std::vector<std::int64_t>(200, 3), 96},
+                                Case{{0, 0, 0}, 96}, Case{{5, 3, 2}, 95}}) {  // N = 95: y's group rows misaligned
     CAPTURE(rows.size());
+    CAPTURE(N);
     std::int64_t n = 0;
     for (auto r : rows) n += r;
-    const std::int64_t K = 64, N = 96;
+    const std::int64_t K = 64;
     const auto x = random({n, K}, 21);
     std::vector<Tensor<float>> w;
     for (std::size_t g = 0; g < rows.size(); ++g) w.push_back(random({N, K}, 100 + g));
@@ -95,6 +105,7 @@ TEST_CASE("grouped_gemm_nt on CUDA = one CPU GEMM per group: empty groups, more 
       Tensor<T, OnCuda> y({n, N});
       grouped_gemm_nt(to<OnCuda>(convert<T>(x)), std::span<const Tensor<T, OnCuda>* const>(p),
                       std::span<const std::int64_t>(rows), y);
+      if (N % 8 != 0) CHECK_FALSE(grouped_gemm_used());  // misaligned rows go one GEMM per group
       MESSAGE("grouped_gemm_nt<", sizeof(T) == 2 ? "bf16" : "fp32", "> on ", rows.size(), " groups: ",
               grouped_gemm_used() ? "one cuBLAS grouped GEMM" : "one GEMM per group (fallback)");
       return to_host_f32(y);

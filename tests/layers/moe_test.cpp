@@ -124,6 +124,9 @@ TEST_CASE("moe_group: the routing of a token range grouped by expert, stable; ex
     if (mid.rows() > 0) CHECK(mid.token(0) == g.token(g.offset(2)));
   }
   CHECK_THROWS_WITH_AS(moe_group(logits, 2, true, 1.0f, 40, 49), doctest::Contains("tokens [40, 49)"), Error);
+  auto nan = logits.clone();
+  nan.data()[17 * 8 + 2] = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(moe_group(nan, 2, true, 1.0f, 10, 30), doctest::Contains("token 17 are not finite"), Error);
   CHECK_THROWS_WITH_AS(moe_group(logits, 2, true, 1.0f, 0, 48).experts(3, 9), doctest::Contains("experts [3, 9)"),
                        Error);
 }

@@ -33,7 +33,9 @@ struct MoeRouting {
   std::int64_t tokens() const { return std::int64_t(expert.size()) / top_k; }
 };
 
-inline MoeRouting moe_route(const Tensor<float, OnCpu>& logits, int k, bool renormalize, float scaling = 1.0f) {
+// (`first`: the index of logits' first row among the tokens, for error messages.)
+inline MoeRouting moe_route(const Tensor<float, OnCpu>& logits, int k, bool renormalize, float scaling = 1.0f,
+                            std::int64_t first = 0) {
   PDIFF_CHECK(logits.rank() == 2 && k >= 1 && k <= logits.size(1), "moe_route: logits", logits.shape(),
               " must be (tokens, experts) with 1 <= top_k (", k, ") <= experts");
   const std::int64_t T = logits.size(0), E = logits.size(1);
@@ -48,6 +50,8 @@ inline MoeRouting moe_route(const Tensor<float, OnCpu>& logits, int k, bool reno
     const float m = *std::max_element(l, l + E);
     float sum = 0.0f;
     for (std::int64_t e = 0; e < E; ++e) sum += p[std::size_t(e)] = std::exp(l[e] - m);
+    PDIFF_CHECK(std::isfinite(m) && std::isfinite(sum), "MoE router: the logits of token ", first + t,
+                " are not finite (NaN or inf): the input or the router weights hold non-finite values");
     for (auto& v : p) v /= sum;
     std::iota(order.begin(), order.end(), 0);
     std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](std::int32_t a, std::int32_t b) {
@@ -93,7 +97,7 @@ inline ExpertGroups<OnCpu> moe_group(const Tensor<float, OnCpu>& logits, int k, 
                                      std::int64_t t0, std::int64_t t1) {
   PDIFF_CHECK(logits.rank() == 2 && 0 <= t0 && t0 <= t1 && t1 <= logits.size(0), "moe_group: tokens [", t0, ", ",
               t1, ") of logits", logits.shape(), " (tokens, experts)");
-  auto g = group_by_expert(moe_route(logits.slice(t0, t1), k, renormalize, scaling), logits.size(1), 0, t1 - t0);
+  auto g = group_by_expert(moe_route(logits.slice(t0, t1), k, renormalize, scaling, t0), logits.size(1), 0, t1 - t0);
   for (std::int64_t j = 0; j < g.rows(); ++j) g.token.data()[j] += std::int32_t(t0);
   return g;
 }
