@@ -7,6 +7,7 @@
 // | bias                | one kernel adding b[o] over each output channel                              |
 // | upsample_nearest2x  | one thread per output element                                                |
 // | transpose_last2     | 32×32 tiles through shared memory                                            |
+// | modulate_channels_  | one thread per element, scale/shift per (image, channel) in fp32             |
 #include <algorithm>
 
 #include "ops_common.cuh"
@@ -66,30 +67,29 @@ __global__ void transpose_kernel(const T* x, T* out, std::int64_t M, std::int64_
   }
 }
 
+template <class T>
+__global__ void modulate_channels_kernel(T* x, const float* ss, std::int64_t C, std::int64_t n, std::int64_t total) {
+  for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += std::int64_t(gridDim.x) * blockDim.x) {
+    const std::int64_t bc = i / n, b = bc / C, c = bc % C;
+    x[i] = from_float<T>(to_float(x[i]) * (1.0f + ss[b * 2 * C + c]) + ss[b * 2 * C + C + c]);
+  }
+}
+
 inline unsigned grid_for(std::int64_t total) { return unsigned(std::min<std::int64_t>((total + 255) / 256, 65535)); }
 
 }  // namespace detail
 
 template <class T>
 CudaTensor<T> conv2d(const CudaTensor<T>& x, const CudaTensor<T>& w, const CudaTensor<T>& b, const Conv2dArgs& a) {
-  PDIFF_CHECK(x.rank() == 4 && w.rank() == 4, "conv2d: x", x.shape(), " must be (B, C, H, W) and w", w.shape(),
-              " (O, C, kh, kw)");
-  const std::int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  const std::int64_t O = w.size(0), kh = w.size(2), kw = w.size(3);
-  PDIFF_CHECK(w.size(1) == C, "conv2d: weight", w.shape(), " expects ", w.size(1), " input channels, x", x.shape(),
-              " has ", C);
-  PDIFF_CHECK(b.empty() || b.numel() == O, "conv2d: bias has ", b.numel(), " elements, the conv has ", O,
-              " output channels");
-  PDIFF_CHECK(a.stride >= 1, "conv2d: stride (", a.stride, ") must be >= 1");
-  const std::int64_t hp = H + a.pad_top + a.pad_bottom, wp = W + a.pad_left + a.pad_right;
-  PDIFF_CHECK(hp >= kh && wp >= kw, "conv2d: padded input ", hp, "x", wp, " is smaller than the kernel ", kh, "x", kw);
-  const std::int64_t Ho = (hp - kh) / a.stride + 1, Wo = (wp - kw) / a.stride + 1, K = C * kh * kw;
+  const Conv2dDims d = Conv2dDims::of(x.shape(), w.shape(), b.numel(), a);
+  const auto [B, C, H, W, O, kh, kw, Ho, Wo, K] = d;
   CudaTensor<T> out({B, O, Ho, Wo});
   if (out.numel() == 0) return out;
   PDIFF_CHECK(K > 0, "conv2d: x", x.shape(), " has no input channels");
   const cudaStream_t s = current_cuda_stream();
   const auto wm = w.view({O, K});
-  const bool pointwise = kh == 1 && kw == 1 && a.stride == 1 && hp == H && wp == W;
+  const bool pointwise = d.pointwise(a);
   const std::int64_t band = std::max<std::int64_t>(1, std::min(Ho, (std::int64_t(64) << 20) / std::max<std::int64_t>(1, K * Wo)));
   CudaTensor<T> col, tmp;
   if (!pointwise) {
@@ -151,10 +151,21 @@ CudaTensor<T> transpose_last2(const CudaTensor<T>& x) {
   return out;
 }
 
+template <class T>
+void modulate_channels_(CudaTensor<T>& x, const CudaTensor<float>& ss) {
+  PDIFF_CHECK(x.rank() >= 2 && ss.numel() == 2 * x.size(0) * x.size(1), "modulate_channels_: x", x.shape(),
+              " must be (B, C, ...) and scale/shift", ss.shape(), " (B, 2·C)");
+  if (x.numel() == 0) return;
+  detail::modulate_channels_kernel<T><<<detail::grid_for(x.numel()), 256, 0, current_cuda_stream()>>>(
+      x.data(), ss.data(), x.size(1), x.numel() / (x.size(0) * x.size(1)), x.numel());
+  cuda::detail::check_launch("modulate_channels_");
+}
+
 #define PDIFF_INSTANTIATE(T)                                                                                       \
   template CudaTensor<T> conv2d(const CudaTensor<T>&, const CudaTensor<T>&, const CudaTensor<T>&, const Conv2dArgs&); \
   template CudaTensor<T> upsample_nearest2x(const CudaTensor<T>&);                                                 \
-  template CudaTensor<T> transpose_last2(const CudaTensor<T>&);
+  template CudaTensor<T> transpose_last2(const CudaTensor<T>&);                                                   \
+  template void modulate_channels_(CudaTensor<T>&, const CudaTensor<float>&);
 PDIFF_CUDA_OPS_FOR_TYPES(PDIFF_INSTANTIATE)
 #undef PDIFF_INSTANTIATE
 

@@ -1,6 +1,6 @@
 // The VAE on OnCuda — the same AutoencoderKL code as the CPU tests (BasicAutoencoderKL<C>) — and the
 // ops under it: conv2d (3×3, stride-2 asymmetric padding, 1×1, a conv big enough to run in bands),
-// upsample_nearest2x and transpose_last2 against the CPU ops; decode / encode / tiled of FLUX.2's
+// upsample_nearest2x, transpose_last2 and modulate_channels_ against the CPU ops; decode / encode / tiled of FLUX.2's
 // and FLUX.1's tiny VAEs against the diffusers goldens (fp32 1e-4, bf16 2e-2); VaePatch<2> over
 // thread ranks sharing one GPU (device communicator) = the serial tiled decode. Skipped (77) without
 // a GPU; CI's compile probe of the device VAE.
@@ -47,6 +47,13 @@ TEST_CASE("conv2d, upsample_nearest2x, transpose_last2 on CUDA = the CPU ops") {
     const auto t = random(s, 5);
     CHECK(max_abs(to<OnCpu>(transpose_last2(to<OnCuda>(t))), transpose_last2(t)) == 0.0);
   }
+  // HunyuanImage-3.0's ResBlock: x·(1 + scale) + shift per (image, channel)
+  auto m = random({2, 6, 4, 5}, 6);
+  const auto ss = random({2, 12}, 7);
+  auto md = to<OnCuda>(m);
+  modulate_channels_(md, to<OnCuda>(ss));
+  modulate_channels_(m, ss);
+  CHECK(max_abs(to<OnCpu>(md), m) < 1e-6);
 }
 
 TEST_CASE("AutoencoderKL on CUDA equals diffusers: FLUX.2 and FLUX.1 VAEs, decode, encode, tiled (fp32 1e-4, bf16 2e-2)") {

@@ -7,6 +7,7 @@
 // |   case general                      |              | im2col of a band of output rows, one GEMM per band |
 // | upsample_nearest2x(x)               | (B, C, H, W) | (B, C, 2H, 2W)                                   |
 // | transpose_last2(x)                  | (B, M, N)    | (B, N, M): channel-major ↔ token-major           |
+// | modulate_channels_(x, ss)           | (B, C, ...)  | in place x·(1 + scale[b, c]) + shift[b, c]; ss (B, 2C) fp32 = [scale | shift] |
 // Ho = (H + pad_top + pad_bottom − kh) / stride + 1 (likewise Wo); padding is zeros. The im2col
 // buffer of a band is kept under ~8 MiB, so a 3×3 conv over 128 channels at 1024² does not
 // allocate a 4.5 GiB column matrix: memory stays O(output) as in the reference.
@@ -25,22 +26,12 @@ namespace pdiff {
 
 inline Tensor<float, OnCpu> conv2d(const Tensor<float, OnCpu>& x, const Tensor<float, OnCpu>& w,
                                    const Tensor<float, OnCpu>& b, const Conv2dArgs& a = {}) {
-  PDIFF_CHECK(x.rank() == 4 && w.rank() == 4, "conv2d: x", x.shape(), " must be (B, C, H, W) and w", w.shape(),
-              " (O, C, kh, kw)");
-  const std::int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  const std::int64_t O = w.size(0), kh = w.size(2), kw = w.size(3);
-  PDIFF_CHECK(w.size(1) == C, "conv2d: weight", w.shape(), " expects ", w.size(1), " input channels, x", x.shape(),
-              " has ", C);
-  PDIFF_CHECK(b.empty() || b.numel() == O, "conv2d: bias has ", b.numel(), " elements, the conv has ", O,
-              " output channels");
-  PDIFF_CHECK(a.stride >= 1, "conv2d: stride (", a.stride, ") must be >= 1");
-  const std::int64_t hp = H + a.pad_top + a.pad_bottom, wp = W + a.pad_left + a.pad_right;
-  PDIFF_CHECK(hp >= kh && wp >= kw, "conv2d: padded input ", hp, "x", wp, " is smaller than the kernel ", kh, "x", kw);
-  const std::int64_t Ho = (hp - kh) / a.stride + 1, Wo = (wp - kw) / a.stride + 1, K = C * kh * kw;
+  const Conv2dDims d = Conv2dDims::of(x.shape(), w.shape(), b.numel(), a);
+  const auto [B, C, H, W, O, kh, kw, Ho, Wo, K] = d;
   Tensor<float, OnCpu> out({B, O, Ho, Wo});
 
   // the weight as an (O, C·kh·kw) matrix times the input (pointwise) or its im2col band
-  const bool pointwise = kh == 1 && kw == 1 && a.stride == 1 && hp == H && wp == W;
+  const bool pointwise = d.pointwise(a);
   const std::int64_t band = std::max<std::int64_t>(1, std::min(Ho, (std::int64_t(2) << 20) / std::max<std::int64_t>(1, K * Wo)));
   Tensor<float, OnCpu> col;
   if (!pointwise) col = Tensor<float, OnCpu>({K, band * Wo});
@@ -110,6 +101,18 @@ inline Tensor<float, OnCpu> transpose_last2(const Tensor<float, OnCpu>& x) {
       for (std::int64_t n = 0; n < N; ++n) dst[n * M + m] = src[m * N + n];
   }
   return out;
+}
+
+inline void modulate_channels_(Tensor<float, OnCpu>& x, const Tensor<float, OnCpu>& ss) {
+  PDIFF_CHECK(x.rank() >= 2 && ss.numel() == 2 * x.size(0) * x.size(1), "modulate_channels_: x", x.shape(),
+              " must be (B, C, ...) and scale/shift", ss.shape(), " (B, 2·C)");
+  const std::int64_t B = x.size(0), Co = x.size(1), n = x.numel() / (B * Co);
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t c = 0; c < Co; ++c) {
+      const float scale = ss(b * 2 * Co + c), shift = ss(b * 2 * Co + Co + c);
+      float* p = x.data() + (b * Co + c) * n;
+      for (std::int64_t i = 0; i < n; ++i) p[i] = p[i] * (1.0f + scale) + shift;
+    }
 }
 
 // silu in place (the CPU op writes over x; elsewhere a new tensor replaces it)

@@ -23,6 +23,7 @@
 // | index_rows, index_add_rows           | x (N, D), idx (n) int32, weights (n) fp32       | src/cuda/ops_index.cu    |
 // | conv2d                               | x (B, C, H, W), w (O, C, kh, kw), b (O)          | src/cuda/ops_conv.cu: im2col band + cuBLASLt |
 // | upsample_nearest2x, transpose_last2  | (B, C, H, W) → 2×; (B, M, N) → (B, N, M)          | src/cuda/ops_conv.cu     |
+// | modulate_channels_                   | x (B, C, ...), scale/shift (B, 2C) fp32           | src/cuda/ops_conv.cu     |
 // | moe_group                            | logits (T, E) fp32 → ExpertGroups (count on host) | src/cuda/ops_moe.cu: warp top-k, CUB radix sort |
 // | grouped_gemm_nt                      | x (n, K) in groups of rows, weights (N, K) each → (n, N) | src/cuda/ops_moe.cu: cublasGemmGroupedBatchedEx |
 // Everything is enqueued on current_cuda_stream(); errors are pdiff::Error naming the op.
@@ -85,6 +86,8 @@ template <class T>
 CudaTensor<T> conv2d(const CudaTensor<T>& x, const CudaTensor<T>& w, const CudaTensor<T>& b, const Conv2dArgs& a = {});
 template <class T> CudaTensor<T> upsample_nearest2x(const CudaTensor<T>& x);
 template <class T> CudaTensor<T> transpose_last2(const CudaTensor<T>& x);
+// in place x·(1 + scale[b, c]) + shift[b, c] over (B, C, ...); ss (B, 2C) fp32 = [scale | shift]
+template <class T> void modulate_channels_(CudaTensor<T>& x, const CudaTensor<float>& ss);
 
 // A router's top-k of tokens [t0, t1) grouped by expert, as the CPU moe_group (backend/cpu/moe_route.hpp):
 // softmax in fp32, ties to the lower expert, stable order inside an expert. Waits for the counts.

@@ -11,7 +11,7 @@
 // | attention  | qkv_proj rows grouped per KV head [q×G, k, v]; RoPE (2-D for image tokens, NeoX halves), then RMSNorm on q, k; mask causal + full inside the image block | KV heads / tp (contiguous rows), o_proj RowParallel; sequence over Ulysses·Ring (padded, masked) |
 // | MLP        | gate_and_up_proj [up; gate] → down(up · silu(gate))                           | intermediate / tp |
 // | MoE        | layers ≥ moe_layer_num_skipped (layers/moe.hpp)                                | TP and EP<N> |
-// | UNet parts | patch_embed, final_layer, timestep embedders (unet.hpp)                       | host fp32, every rank |
+// | UNet parts | patch_embed, final_layer (unet.hpp): in C like the layers; timestep embedders on the host | replicated, every rank |
 // One call computes one guidance branch (batch 1). The prefix before `<timestep>` (bos, prompt, boi,
 // size and ratio tokens) is causal and the same at every step, so its K/V are too: with a KvCache the
 // first step keeps them (gathered over the sequence ranks, this rank's KV heads) and later steps run only
@@ -187,8 +187,8 @@ class HunyuanImage3Transformer {
   HunyuanImage3Config cfg;
   HostTensor wte;  // (vocab, H), host: one row per token is gathered per call
   hunyuan_image3::TimestepEmbedder timestep_emb, time_embed, time_embed_2;
-  hunyuan_image3::UNetDown patch_embed;
-  hunyuan_image3::UNetUp final_layer;
+  hunyuan_image3::UNetDown<C> patch_embed;
+  hunyuan_image3::UNetUp<C> final_layer;
   std::vector<HunyuanLayer<C>> layers;
 
   // One guidance branch's prefix K/V, per layer (empty until the first velocity() that is given it).
@@ -209,8 +209,8 @@ class HunyuanImage3Transformer {
     m.timestep_emb = TimestepEmbedder::load(ck, "timestep_emb");
     m.time_embed = TimestepEmbedder::load(ck, "time_embed");
     m.time_embed_2 = TimestepEmbedder::load(ck, "time_embed_2");
-    m.patch_embed = UNetDown::load(ck, "patch_embed");
-    m.final_layer = UNetUp::load(ck, "final_layer");
+    m.patch_embed = UNetDown<C>::load(ck, "patch_embed");
+    m.final_layer = UNetUp<C>::load(ck, "final_layer");
     const int tp = L::coord(Axis::tp, rank.index);
     for (std::int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
       const std::string p = "model.layers." + std::to_string(i) + ".";
@@ -231,6 +231,11 @@ class HunyuanImage3Transformer {
 
   // The embedded sequence (1, S, H) on the host (SPEC.md §4), t = σ·1000.
   HostTensor embed(const HunyuanSequence& s, const HostTensor& latents, float t) const {
+    return to_host_f32(embed_ctx(s, latents, t));
+  }
+  // The same in C: token and timestep rows gathered on the host and moved, the image rows written by
+  // patch_embed where C runs.
+  tensor embed_ctx(const HunyuanSequence& s, const HostTensor& latents, float t) const {
     s.check(cfg.vocab_size);
     PDIFF_CHECK(latents.rank() == 4 && latents.size(0) == 1 && latents.size(1) == cfg.latent_channels &&
                     latents.size(2) == s.h && latents.size(3) == s.w,
@@ -240,11 +245,13 @@ class HunyuanImage3Transformer {
     HostTensor x({1, S, H});
     for (std::int64_t i = 0; i < S; ++i) std::copy_n(wte.data() + std::int64_t(s.ids[std::size_t(i)]) * H, H, x.data() + i * H);
     const float ts[] = {t};
-    const auto img = patch_embed(latents, time_embed(ts));  // (1, N, H)
-    std::copy_n(img.data(), img.numel(), x.data() + s.image_begin * H);
     const auto te = timestep_emb(ts);
     std::copy_n(te.data(), H, x.data() + s.timestep_index * H);
-    return x;
+    std::fill_n(x.data() + s.image_begin * H, s.h * s.w * H, 0.0f);
+    auto xc = to_ctx<C>(x);
+    const auto img = patch_embed(to_ctx<C>(latents), time_embed(ts));  // (1, N, H)
+    detail::copy_rows<backend>(xc.data() + s.image_begin * H, H, img.data(), H, H, s.h * s.w);
+    return xc;
   }
 
   // The velocity (1, C, h, w) of one guidance branch, on every rank; `load` (optional) gets the
@@ -253,7 +260,7 @@ class HunyuanImage3Transformer {
   template <class R>
   HostTensor velocity(R& rank, const HunyuanSequence& s, const HostTensor& latents, float t,
                       std::vector<MoeLoad>* load = nullptr, KvCache* cache = nullptr) const {
-    const auto x_full = embed(s, latents, t);
+    const auto x_full = embed_ctx(s, latents, t);
     if (s.timestep_index > s.image_begin) cache = nullptr;  // the image inside the prefix: nothing fixed to keep
     const bool cached = cache && cache->length > 0;
     PDIFF_CHECK(!cached || (cache->length == s.timestep_index && cache->layers.size() == layers.size()),
@@ -262,9 +269,8 @@ class HunyuanImage3Transformer {
     const std::int64_t first = cached ? cache->length : 0;  // rows [first, S) are computed
     const std::int64_t S = s.size() - first, H = cfg.hidden_size;
     const SpChunk ch = sp_chunk<L>(rank, S);
-    auto x_local = narrow(x_full, 1, first + ch.begin, ch.real());
-    if (ch.padding() > 0) x_local = cat(x_local, HostTensor::zeros({1, ch.padding(), H}), 1);
-    auto x = to_ctx<C>(x_local);
+    auto x = narrow(x_full, 1, first + ch.begin, ch.real());
+    if (ch.padding() > 0) x = cat(x, tensor::zeros({1, ch.padding(), H}), 1);
     const auto table = hunyuan_image3::rope_2d(s, first + ch.padded, cfg.attention_head_dim, cfg.rope_theta);
     const auto rope = to<backend>(RopeTable<OnCpu>{narrow(table.cos, 0, first + ch.begin, ch.size()),
                                                    narrow(table.sin, 0, first + ch.begin, ch.size())});
@@ -277,9 +283,9 @@ class HunyuanImage3Transformer {
       layers[i].forward(rank, x, rope, args, load ? &(*load)[i] : nullptr, cached ? &cache->layers[i] : nullptr, keep,
                         keep > 0 ? &cache->layers[i] : nullptr);
     if (keep > 0) cache->length = keep;
-    const auto y = to_host_f32(narrow(sp_gather<L>(rank, x), 1, s.image_begin - first, s.h * s.w));
+    const auto y = narrow(sp_gather<L>(rank, x), 1, s.image_begin - first, s.h * s.w);
     const float ts[] = {t};
-    return final_layer(y, time_embed_2(ts), s.h, s.w);
+    return to_host_f32(final_layer(y, time_embed_2(ts), s.h, s.w));
   }
 };
 

@@ -1,7 +1,8 @@
-// pdiff/models/hunyuan_image3/unet.hpp — the small convolutional parts of HunyuanImage-3.0 around its
-// transformer, on the host in fp32 (they are a few convolutions per step; the transformer is where the
-// time goes): the timestep embedders, UNetDown (`patch_embed`: latents → image tokens) and UNetUp
-// (`final_layer`: image tokens → velocity). Official code: hunyuan_image_3/hunyuan.py (SPEC.md §4, §6
+// pdiff/models/hunyuan_image3/unet.hpp — the convolutional parts of HunyuanImage-3.0 around its
+// transformer: the timestep embedders (host fp32: a (B, 256) → (B, H) MLP), UNetDown (`patch_embed`:
+// latents → image tokens) and UNetUp (`final_layer`: image tokens → velocity), which run in the model's
+// Ctx C like the transformer (their 3×3 convolutions over H = 4096 channels are TFLOPs per step at
+// 1024²: on the GPU with it); the ResBlocks' scale/shift MLP on the host (fp32, one row per image). Official code: hunyuan_image_3/hunyuan.py (SPEC.md §4, §6
 // in tests/golden/hunyuan_image3_tiny).
 //
 // | part              | computation                                                                    |
@@ -20,6 +21,7 @@
 #include "pdiff/backend/ops.hpp"
 #include "pdiff/layers/ctx.hpp"
 #include "pdiff/layers/linear_core.hpp"
+#include "pdiff/layers/norm.hpp"
 #include "pdiff/layers/timestep.hpp"
 
 namespace pdiff::hunyuan_image3 {
@@ -43,27 +45,28 @@ struct HostLinear {
   }
 };
 
-struct HostConv {
-  HostTensor w, b;
+// A k×k convolution with padding k/2 in C's backend and type; empty() when the checkpoint has none.
+template <class C>
+struct Conv {
+  typename C::tensor w, b;
   int pad = 0;
   template <class Source>
-  static HostConv load(const Source& ck, const std::string& p) {
-    HostConv c{ck.read(p + ".weight"), ck.read(p + ".bias"), 0};
-    c.pad = int(c.w.size(2) / 2);
-    return c;
+  static Conv load(const Source& ck, const std::string& p) {
+    const auto w = ck.read(p + ".weight");
+    return {to_ctx<C>(w), to_ctx<C>(ck.read(p + ".bias")), int(w.size(2) / 2)};
   }
-  HostTensor operator()(const HostTensor& x) const { return conv2d(x, w, b, Conv2dArgs::same(pad)); }
+  bool empty() const { return w.empty(); }
+  typename C::tensor operator()(const typename C::tensor& x) const { return conv2d(x, w, b, Conv2dArgs::same(pad)); }
 };
 
-struct HostGroupNorm {
-  HostTensor w, b;
-  float eps = 1e-5f;
-  template <class Source>
-  static HostGroupNorm load(const Source& ck, const std::string& p) {
-    return {ck.read(p + ".weight"), ck.read(p + ".bias")};
-  }
-  HostTensor operator()(const HostTensor& x) const { return group_norm(x, 32, w, b, eps); }
-};
+// GroupNorm(32, eps 1e-5) in C.
+template <class C, class Source>
+GroupNorm<C> load_group_norm(const Source& ck, const std::string& p) {
+  const auto w = ck.read(p + ".weight");
+  GroupNorm<C> n(32, w.numel(), 1e-5f);
+  n.load(w, ck.read(p + ".bias"));
+  return n;
+}
 
 inline HostTensor gelu_erf(HostTensor x) {
   for (auto& v : x.span()) v = 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
@@ -80,80 +83,71 @@ struct TimestepEmbedder {
   HostTensor operator()(std::span<const float> t) const { return fc2(gelu_erf(fc1(timestep_features(t, 256, true)))); }
 };
 
+template <class C>
 struct ResBlock {
-  HostGroupNorm norm_in, norm_out;
-  HostConv conv_in, conv_out;
+  using tensor = typename C::tensor;
+  GroupNorm<C> norm_in, norm_out;
+  Conv<C> conv_in, conv_out;
   HostLinear emb;
-  HostConv skip;  // empty weight: identity
+  Conv<C> skip;  // empty: identity
   template <class Source>
   static ResBlock load(const Source& ck, const std::string& p) {
-    ResBlock r{HostGroupNorm::load(ck, p + ".in_layers.0"), HostGroupNorm::load(ck, p + ".out_layers.0"),
-               HostConv::load(ck, p + ".in_layers.2"), HostConv::load(ck, p + ".out_layers.3"),
+    ResBlock r{load_group_norm<C>(ck, p + ".in_layers.0"), load_group_norm<C>(ck, p + ".out_layers.0"),
+               Conv<C>::load(ck, p + ".in_layers.2"), Conv<C>::load(ck, p + ".out_layers.3"),
                HostLinear::load(ck, p + ".emb_layers.1"), {}};
-    if (ck.contains(p + ".skip_connection.weight")) r.skip = HostConv::load(ck, p + ".skip_connection");
+    if (ck.contains(p + ".skip_connection.weight")) r.skip = Conv<C>::load(ck, p + ".skip_connection");
     return r;
   }
-  // x (B, Ci, h, w), e (B, E) → (B, Co, h, w)
-  HostTensor operator()(const HostTensor& x, const HostTensor& e) const {
+  // x (B, Ci, h, w), e (B, E) on the host → (B, Co, h, w)
+  tensor operator()(const tensor& x, const HostTensor& e) const {
     auto h = conv_in(silu(norm_in(x)));
-    const auto ss = emb(silu(e));  // (B, 2·Co): [scale | shift]
+    const auto ss = emb(silu(e));  // (B, 2·Co): [scale | shift], fp32
     h = norm_out(h);
-    const std::int64_t B = h.size(0), Co = h.size(1), n = h.size(2) * h.size(3);
-    for (std::int64_t b = 0; b < B; ++b)
-      for (std::int64_t c = 0; c < Co; ++c) {
-        const float scale = ss(b * 2 * Co + c), shift = ss(b * 2 * Co + Co + c);
-        float* p = h.data() + (b * Co + c) * n;
-        for (std::int64_t i = 0; i < n; ++i) p[i] = p[i] * (1.0f + scale) + shift;
-      }
+    modulate_channels_(h, to<typename C::backend>(ss));
     h = conv_out(silu(h));
-    add_(h, skip.w.numel() ? skip(x) : x);
+    add_(h, skip.empty() ? x : skip(x));
     return h;
   }
 };
 
 // (B, C, h, w) ↔ (B, h·w, C)
-inline HostTensor to_tokens(const HostTensor& x) {
-  const std::int64_t B = x.size(0), C = x.size(1), n = x.size(2) * x.size(3);
-  HostTensor t({B, n, C});
-  for (std::int64_t b = 0; b < B; ++b)
-    for (std::int64_t c = 0; c < C; ++c)
-      for (std::int64_t i = 0; i < n; ++i) t((b * n + i) * C + c) = x((b * C + c) * n + i);
-  return t;
+template <class T, class B>
+Tensor<T, B> to_tokens(const Tensor<T, B>& x) {
+  return transpose_last2(x.view({x.size(0), x.size(1), x.size(2) * x.size(3)}));
 }
-inline HostTensor from_tokens(const HostTensor& t, std::int64_t h, std::int64_t w) {
-  const std::int64_t B = t.size(0), n = t.size(1), C = t.size(2);
-  PDIFF_CHECK(n == h * w, "HunyuanImage-3.0: ", n, " image tokens for a ", h, "x", w, " grid");
-  HostTensor x({B, C, h, w});
-  for (std::int64_t b = 0; b < B; ++b)
-    for (std::int64_t c = 0; c < C; ++c)
-      for (std::int64_t i = 0; i < n; ++i) x((b * C + c) * n + i) = t((b * n + i) * C + c);
-  return x;
+template <class T, class B>
+Tensor<T, B> from_tokens(const Tensor<T, B>& t, std::int64_t h, std::int64_t w) {
+  PDIFF_CHECK(t.rank() == 3 && t.size(1) == h * w, "HunyuanImage-3.0: tokens", t.shape(), " for a ", h, "x", w, " grid");
+  return transpose_last2(t).view({t.size(0), t.size(2), h, w});
 }
 
+template <class C>
 struct UNetDown {
-  HostConv conv;
-  ResBlock block;
+  Conv<C> conv;
+  ResBlock<C> block;
   template <class Source>
   static UNetDown load(const Source& ck, const std::string& p) {
-    return {HostConv::load(ck, p + ".model.0"), ResBlock::load(ck, p + ".model.1")};
+    return {Conv<C>::load(ck, p + ".model.0"), ResBlock<C>::load(ck, p + ".model.1")};
   }
-  // latents (B, C, h, w), emb (B, H) → tokens (B, h·w, H)
-  HostTensor operator()(const HostTensor& latents, const HostTensor& emb) const {
+  // latents (B, C, h, w), emb (B, H) on the host → tokens (B, h·w, H)
+  typename C::tensor operator()(const typename C::tensor& latents, const HostTensor& emb) const {
     return to_tokens(block(conv(latents), emb));
   }
 };
 
+template <class C>
 struct UNetUp {
-  ResBlock block;
-  HostGroupNorm norm;
-  HostConv conv;
+  ResBlock<C> block;
+  GroupNorm<C> norm;
+  Conv<C> conv;
   template <class Source>
   static UNetUp load(const Source& ck, const std::string& p) {
-    return {ResBlock::load(ck, p + ".model.0"), HostGroupNorm::load(ck, p + ".model.1.0"),
-            HostConv::load(ck, p + ".model.1.2")};
+    return {ResBlock<C>::load(ck, p + ".model.0"), load_group_norm<C>(ck, p + ".model.1.0"),
+            Conv<C>::load(ck, p + ".model.1.2")};
   }
-  // tokens (B, h·w, H), emb (B, H) → velocity (B, C, h, w)
-  HostTensor operator()(const HostTensor& tokens, const HostTensor& emb, std::int64_t h, std::int64_t w) const {
+  // tokens (B, h·w, H), emb (B, H) on the host → velocity (B, C, h, w)
+  typename C::tensor operator()(const typename C::tensor& tokens, const HostTensor& emb, std::int64_t h,
+                                std::int64_t w) const {
     return conv(silu(norm(block(from_tokens(tokens, h, w), emb))));
   }
 };
