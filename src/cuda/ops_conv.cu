@@ -82,7 +82,7 @@ inline unsigned grid_for(std::int64_t total) { return unsigned(std::min<std::int
 
 template <class T>
 CudaTensor<T> conv2d(const CudaTensor<T>& x, const CudaTensor<T>& w, const CudaTensor<T>& b, const Conv2dArgs& a) {
-  const Conv2dDims d = Conv2dDims::of(x.shape(), w.shape(), b.numel(), a);
+  const Conv2dDims d = Conv2dDims::of(x.shape(), w.shape(), b.empty() ? 0 : b.numel(), a);
   const auto [B, C, H, W, O, kh, kw, Ho, Wo, K] = d;
   CudaTensor<T> out({B, O, Ho, Wo});
   if (out.numel() == 0) return out;

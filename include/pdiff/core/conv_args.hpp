@@ -19,6 +19,7 @@ struct Conv2dArgs {
 struct Conv2dDims {
   std::int64_t B, C, H, W, O, kh, kw, Ho, Wo, K;  // K = C·kh·kw
 
+  // bias_numel: 0 without a bias
   static Conv2dDims of(const Shape& x, const Shape& w, std::int64_t bias_numel, const Conv2dArgs& a) {
     PDIFF_CHECK(x.rank == 4 && w.rank == 4, "conv2d: x", x, " must be (B, C, H, W) and w", w, " (O, C, kh, kw)");
     Conv2dDims d{x[0], x[1], x[2], x[3], w[0], w[2], w[3], 0, 0, 0};

@@ -26,7 +26,7 @@ namespace pdiff {
 
 inline Tensor<float, OnCpu> conv2d(const Tensor<float, OnCpu>& x, const Tensor<float, OnCpu>& w,
                                    const Tensor<float, OnCpu>& b, const Conv2dArgs& a = {}) {
-  const Conv2dDims d = Conv2dDims::of(x.shape(), w.shape(), b.numel(), a);
+  const Conv2dDims d = Conv2dDims::of(x.shape(), w.shape(), b.empty() ? 0 : b.numel(), a);
   const auto [B, C, H, W, O, kh, kw, Ho, Wo, K] = d;
   Tensor<float, OnCpu> out({B, O, Ho, Wo});
 
