@@ -73,14 +73,14 @@ TEST_CASE("AutoencoderKL on CUDA equals diffusers: FLUX.2 and FLUX.1 VAEs, decod
   }
 }
 
-TEST_CASE("VaePatch<2> on one GPU (device communicator): tiled decode = serial tiled, the same image on both ranks") {
+TEST_CASE("TP<2> x VaePatch<2> on one GPU (device communicators): tiled decode = serial tiled on every rank") {
   using L = Layout<TP<2>, VaePatch<2>, OnCuda>;
   using C = Ctx<Layout<OnCuda>, float>;
   const auto dir = golden / "flux2_tiny/dev/pipeline/vae";
   auto load = [&] { return BasicAutoencoderKL<C>::load(Checkpoint::open(dir), AutoencoderKLConfig::load(dir)); };
   const auto z = random({1, 4, 20, 26}, 21);
   const auto serial = load().decode(z, VaeRunOptions::tiled(8));
-  std::vector<Tensor<float>> out(2);
+  std::vector<Tensor<float>> out(std::size_t(L::world_size));
   launch<L>({.mode = Launch::threads, .comm = {.timeout = std::chrono::milliseconds(60000)}}, [&](auto& rank) {
     // each rank's weights on its own device (rank % GPUs)
     out[std::size_t(rank.index)] = load().decode(z, VaeRunOptions::tiled(8), rank.vae_patch);
