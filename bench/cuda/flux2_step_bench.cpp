@@ -15,41 +15,16 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
-#include <map>
-#include <random>
 
 #include "pdiff/backend/cuda/device.hpp"
 #include "pdiff/models/flux2/transformer.hpp"
 #include "pdiff/parallel/launch.hpp"
+#include "random_weights.hpp"
 
 using namespace pdiff;
 
 namespace {
-// A weight source with Checkpoint's reading interface: each shard is a random fp32 tensor of the
-// plan's local shape (one per shape, reused), per-head norm weights are ones.
-struct RandomWeights {
-  std::int64_t head_dim = 128;
-  mutable std::map<std::vector<std::int64_t>, Tensor<float>> by_shape;
-  Tensor<float> make(const Shape& s) const {
-    std::vector<std::int64_t> key(s.dims.begin(), s.dims.begin() + s.rank);
-    auto it = by_shape.find(key);
-    if (it != by_shape.end()) return it->second;
-    Tensor<float> t(s);
-    std::mt19937 gen(std::uint32_t(t.numel()));
-    std::normal_distribution<float> d(0.0f, 0.02f);
-    for (auto& v : t.span()) v = d(gen);
-    return by_shape.emplace(key, t).first->second;
-  }
-  Tensor<float> read(const std::string&) const {
-    Tensor<float> t({head_dim});
-    for (auto& v : t.span()) v = 1.0f;
-    return t;
-  }
-  Tensor<float> read_plan(const ShardPlan& plan, std::span<const std::string>,
-                          std::span<const std::vector<std::int64_t>> = {}) const {
-    return make(plan.local);
-  }
-};
+using bench::RandomWeights;
 
 // Matmul + attention FLOPs of one forward (2·M·N·K per GEMM; 4·S²·H·D for attention).
 double step_flops(const Flux2Config& c, std::int64_t ni, std::int64_t nt) {
@@ -79,7 +54,7 @@ void run_step(benchmark::State& state, std::int64_t doubles, std::int64_t single
   double load_s = 0;
   launch<L>({.mode = Launch::threads, .comm = {.timeout = std::chrono::milliseconds(600000)}}, [&](auto& rank) {
     const auto t0 = std::chrono::steady_clock::now();
-    const auto m = Flux2Transformer<C>::load(RandomWeights{cfg.attention_head_dim}, cfg, rank.coords.tp);
+    const auto m = Flux2Transformer<C>::load(RandomWeights{.ones = cfg.attention_head_dim}, cfg, rank.coords.tp);
     const auto xd = to_ctx<C>(x), cd = to_ctx<C>(ctx);
     PDIFF_CUDA_CHECK(cudaDeviceSynchronize());
     if (rank.is_root()) load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -11,12 +11,11 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
-#include <map>
-#include <random>
 
 #include "pdiff/backend/cuda/device.hpp"
 #include "pdiff/layers/moe.hpp"
 #include "pdiff/parallel/launch.hpp"
+#include "random_weights.hpp"
 
 using namespace pdiff;
 
@@ -24,13 +23,8 @@ namespace {
 constexpr std::int64_t D = 4096, M = 3072, E = 64, Tn = 4352;
 constexpr int K = 8;
 
-Tensor<float> randn(Shape s, std::uint32_t seed, float sd) {
-  Tensor<float> t(s);
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> d(0.0f, sd);
-  for (auto& v : t.span()) v = d(gen);
-  return t;
-}
+using bench::randn;
+using bench::RandomWeights;
 
 void sync() { PDIFF_CUDA_CHECK(cudaDeviceSynchronize()); }
 
@@ -106,18 +100,6 @@ void BM_moe_route(benchmark::State& st) {
   });
 }
 BENCHMARK(BM_moe_route)->ArgName("host")->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMillisecond);
-
-// A weight source with Checkpoint's reading interface: one random fp32 tensor per shape, reused.
-struct RandomWeights {
-  mutable std::map<std::vector<std::int64_t>, Tensor<float>> by_shape;
-  Tensor<float> read_plan(const ShardPlan& plan, std::span<const std::string>,
-                          std::span<const std::vector<std::int64_t>> = {}) const {
-    std::vector<std::int64_t> key(plan.local.dims.begin(), plan.local.dims.begin() + plan.local.rank);
-    auto it = by_shape.find(key);
-    if (it == by_shape.end()) it = by_shape.emplace(key, randn(plan.local, std::uint32_t(key.size() + key[0]), 0.02f)).first;
-    return it->second;
-  }
-};
 
 void BM_moe_layer(benchmark::State& st) {
   if (cuda_device_count() == 0) return st.SkipWithError("no CUDA device");

@@ -5,6 +5,8 @@
 // (tests/golden/hunyuan_image3_tiny: hidden 64, 3 layers, 8 experts top-2), or PDIFF_HUNYUAN_BENCH_DIR; the
 // sequence has realistic token counts: prompt 128 or 512 tokens, image 16x16 or 32x32 latent tokens (a
 // 1024x1024 image is 64x64). Reported: seconds per step, rows computed per step; ratios in one run.
+// BM_hunyuan_vae_decode: the checkpoint's 3-D VAE decoder (every frame, the last kept) at latent side 16 / 32
+// (256² / 512² images) in fp32 on the host.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -13,6 +15,7 @@
 #include "pdiff/core/philox.hpp"
 #include "pdiff/io/checkpoint.hpp"
 #include "pdiff/models/hunyuan_image3/sampler.hpp"
+#include "pdiff/models/hunyuan_image3/vae.hpp"
 #include "pdiff/parallel/launch.hpp"
 
 using namespace pdiff;
@@ -75,8 +78,20 @@ void args(benchmark::internal::Benchmark* b) {
       for (int cache : {0, 1}) b->Args({cache, prompt, side});
   b->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(2);
 }
+
+void BM_hunyuan_vae_decode(benchmark::State& st) {
+  const std::int64_t n = st.range(0);
+  const auto dir = model_dir();
+  const auto vae =
+      hunyuan_image3::VaeDecoder3d::load(Checkpoint::open(dir), JsonConfig::load(dir / "config.json").sub("vae"));
+  Tensor<float> z({1, vae.latent_channels, n, n});
+  Philox{2, 0}.fill_normal(z.span());
+  for (auto _ : st) benchmark::DoNotOptimize(vae.decode(z).data());
+  st.counters["pixels"] = double(n * n * 256);
+}
 }  // namespace
 
+BENCHMARK(BM_hunyuan_vae_decode)->ArgName("side")->Arg(16)->Arg(32)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK_TEMPLATE(BM_hunyuan_step, Layout<OnCpu>)->Apply(args);
 BENCHMARK_TEMPLATE(BM_hunyuan_step, Layout<TP<2>, EP<2>, OnCpu>)->Apply(args);
 BENCHMARK_TEMPLATE(BM_hunyuan_step, Layout<Ulysses<2>, EP<2>, OnCpu>)->Apply(args);

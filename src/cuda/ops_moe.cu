@@ -17,6 +17,7 @@
 #include "ops_common.cuh"
 #include "pdiff/backend/cuda/check.hpp"
 #include "pdiff/backend/cuda/device.hpp"
+#include "pdiff/backend/cuda/handles.hpp"
 
 namespace pdiff {
 
@@ -97,17 +98,7 @@ inline void cublas_check(cublasStatus_t s, const char* call) {
 
 // One cuBLAS handle per (thread, device), destroyed with the thread.
 inline cublasHandle_t cublas_handle(int device) {
-  struct Handles {
-    std::vector<cublasHandle_t> h;
-    ~Handles() {
-      for (cublasHandle_t x : h)
-        if (x) cublasDestroy(x);
-    }
-  };
-  thread_local Handles hs;
-  if (int(hs.h.size()) <= device) hs.h.resize(std::size_t(device) + 1, nullptr);
-  if (!hs.h[std::size_t(device)]) cublas_check(cublasCreate(&hs.h[std::size_t(device)]), "cublasCreate");
-  return hs.h[std::size_t(device)];
+  return per_thread_handle<cublasHandle_t, cublasCreate_v2, cublasDestroy_v2>(device, "cuBLAS");
 }
 
 thread_local bool last_grouped = false;
@@ -212,24 +203,6 @@ void grouped_gemm_nt(const CudaTensor<T>& x, std::span<const CudaTensor<T>* cons
     return;
   }
   const int groups = int(ta.size());
-  // cuBLAS reads the pointer arrays on the device: written there by a kernel whose parameters carry them
-  // (no host buffer to keep alive, no synchronisation)
-  CudaTensor<std::uint64_t> ptrs({3 * std::int64_t(groups)});
-  for (int c = 0; c < groups; c += detail::PtrChunk::n) {
-    detail::PtrChunk chunk;
-    chunk.count = std::min(detail::PtrChunk::n, groups - c);
-    for (int i = 0; i < chunk.count; ++i) {
-      chunk.p[0][i] = reinterpret_cast<std::uint64_t>(A[std::size_t(c + i)]);
-      chunk.p[1][i] = reinterpret_cast<std::uint64_t>(B[std::size_t(c + i)]);
-      chunk.p[2][i] = reinterpret_cast<std::uint64_t>(Cp[std::size_t(c + i)]);
-    }
-    detail::write_pointers_kernel<<<1, 3 * detail::PtrChunk::n, 0, s>>>(chunk, ptrs.data(), c, groups);
-    cuda::detail::check_launch("grouped_gemm_nt (pointers)");
-  }
-  const auto* dA = reinterpret_cast<const void* const*>(ptrs.data());
-  const auto* dB = reinterpret_cast<const void* const*>(ptrs.data() + groups);
-  auto* dC = reinterpret_cast<void* const*>(ptrs.data() + 2 * groups);
-  const cudaDataType_t type = std::is_same_v<T, bf16> ? CUDA_R_16BF : CUDA_R_32F;
   // cuBLAS reads the pointers on the device and cannot refuse a misaligned one: the grouped call takes
   // 16-byte aligned matrices only (C rows start at y + at·N), the rest goes one GEMM per group
   bool aligned = true;
@@ -238,22 +211,40 @@ void grouped_gemm_nt(const CudaTensor<T>& x, std::span<const CudaTensor<T>* cons
               reinterpret_cast<std::uintptr_t>(B[std::size_t(i)]) % 16 == 0 &&
               reinterpret_cast<std::uintptr_t>(Cp[std::size_t(i)]) % 16 == 0;
 #if CUBLAS_VERSION >= 120500
-  cublasStatus_t st = CUBLAS_STATUS_NOT_SUPPORTED;
   if (aligned) {
+    // the pointer arrays, written on the device by a kernel whose parameters carry them (no host buffer
+    // to keep alive, no synchronisation)
+    CudaTensor<std::uint64_t> ptrs({3 * std::int64_t(groups)});
+    for (int c = 0; c < groups; c += detail::PtrChunk::n) {
+      detail::PtrChunk chunk;
+      chunk.count = std::min(detail::PtrChunk::n, groups - c);
+      for (int i = 0; i < chunk.count; ++i) {
+        chunk.p[0][i] = reinterpret_cast<std::uint64_t>(A[std::size_t(c + i)]);
+        chunk.p[1][i] = reinterpret_cast<std::uint64_t>(B[std::size_t(c + i)]);
+        chunk.p[2][i] = reinterpret_cast<std::uint64_t>(Cp[std::size_t(c + i)]);
+      }
+      detail::write_pointers_kernel<<<1, 3 * detail::PtrChunk::n, 0, s>>>(chunk, ptrs.data(), c, groups);
+      cuda::detail::check_launch("grouped_gemm_nt (pointers)");
+    }
+    const auto* dA = reinterpret_cast<const void* const*>(ptrs.data());
+    const auto* dB = reinterpret_cast<const void* const*>(ptrs.data() + groups);
+    auto* dC = reinterpret_cast<void* const*>(ptrs.data() + 2 * groups);
+    const cudaDataType_t type = std::is_same_v<T, bf16> ? CUDA_R_16BF : CUDA_R_32F;
     const cublasHandle_t h = detail::cublas_handle(cuda_device());
     detail::cublas_check(cublasSetStream(h, s), "cublasSetStream");
-    st = cublasGemmGroupedBatchedEx(h, ta.data(), tb.data(), m_.data(), n_.data(), k_.data(), alpha.data(), dA, type,
-                                    lda.data(), dB, type, ldb.data(), beta.data(), dC, type, ldc.data(), groups,
-                                    size.data(), CUBLAS_COMPUTE_32F);
+    const cublasStatus_t st = cublasGemmGroupedBatchedEx(h, ta.data(), tb.data(), m_.data(), n_.data(), k_.data(),
+                                                         alpha.data(), dA, type, lda.data(), dB, type, ldb.data(),
+                                                         beta.data(), dC, type, ldc.data(), groups, size.data(),
+                                                         CUBLAS_COMPUTE_32F);
+    if (st == CUBLAS_STATUS_SUCCESS) {
+      detail::last_grouped = true;
+      return;
+    }
+    PDIFF_CHECK(st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE,
+                "cuBLAS: cublasGemmGroupedBatchedEx failed: ", cublasGetStatusString(st));
   }
-  if (st == CUBLAS_STATUS_SUCCESS) {
-    detail::last_grouped = true;
-    return;
-  }
-  PDIFF_CHECK(st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE,
-              "cuBLAS: cublasGemmGroupedBatchedEx failed: ", cublasGetStatusString(st));
 #else
-  (void)aligned, (void)dA, (void)dB, (void)dC, (void)type;  // cuBLAS before 12.5 has no grouped GEMM
+  (void)aligned;  // cuBLAS before 12.5 has no grouped GEMM
 #endif
   // not supported for these types on this library / device: one GEMM per group
   at = 0;

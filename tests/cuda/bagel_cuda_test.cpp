@@ -1,7 +1,8 @@
-// BagelPipeline on OnCuda (the MoT LLM, SigLIP tower and guidance on the GPU; embeddings, latent
-// inputs and the AE on the host) against the official code's goldens (tests/golden/bagel_tiny):
-// text-to-image and editing, fp32 within 1e-4, bf16 within 5e-2; serial, TP<2> and CFG<2> on thread
-// ranks sharing one GPU. Also CI's compile probe of the BAGEL OnCuda path. Skipped (77) without a GPU.
+// BagelPipeline on OnCuda (the MoT LLM, SigLIP tower, latent inputs / outputs and the AE on the GPU;
+// the timestep MLP, latents and the guidance combine on the host) against the official code's goldens
+// (tests/golden/bagel_tiny): text-to-image and editing, fp32 within 1e-4, bf16 within 5e-2; serial, TP<2>
+// and CFG<2> on thread ranks sharing one GPU. Also CI's compile probe of the BAGEL OnCuda path. Skipped
+// (77) without a GPU.
 #include <doctest/doctest.h>
 
 #include "../layers/harness.hpp"

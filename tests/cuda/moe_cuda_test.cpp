@@ -8,8 +8,12 @@
 // (77) elsewhere.
 #include <doctest/doctest.h>
 
+#include <array>
+#include <random>
+
 #include "../layers/harness.hpp"
 #include "pdiff/io/checkpoint.hpp"
+#include "pdiff/models/hunyuan_image3/pipeline.hpp"
 #include "pdiff/models/hunyuan_image3/transformer.hpp"
 
 using namespace pdiff;
@@ -72,6 +76,27 @@ TEST_CASE("moe_group on CUDA = the CPU's: the same experts, tokens and counts, w
   nan.data()[17 * 8 + 2] = std::numeric_limits<float>::quiet_NaN();
   CHECK_THROWS_WITH_AS(moe_group(to<OnCuda>(nan), 2, true, 1.0f, 0, 40), doctest::Contains("token 17 are not finite"),
                        Error);
+}
+
+TEST_CASE("index_rows / index_add_rows on CUDA = the CPU ops: repeated and unused destinations, fp32 and bf16") {
+  for (auto [N, n, d] : {std::array<std::int64_t, 3>{7, 20, 5}, {4352, 4352 * 8, 256}, {70000, 1000, 3}}) {
+    CAPTURE(N);
+    CAPTURE(n);
+    std::mt19937 gen(std::uint32_t(N + n));
+    Tensor<std::int32_t> idx({n});
+    for (std::int64_t i = 0; i < n; ++i) idx(i) = std::int32_t(gen() % std::uint32_t(N / 2 + 1));  // half never hit
+    const auto x = random({N, d}, 1), rows = random({n, d}, 2), w = random({n}, 3);
+    auto want = x.clone();
+    index_add_rows(want, rows, idx, w);
+    const auto didx = to<OnCuda>(idx);
+    CHECK(max_abs(to<OnCpu>(index_rows(to<OnCuda>(x), didx)), index_rows(x, idx)) == 0.0);
+    auto got = to<OnCuda>(x);
+    index_add_rows(got, to<OnCuda>(rows), didx, to<OnCuda>(w));
+    CHECK(rel_err(to<OnCpu>(got), want) < 1e-6);
+    auto half = to<OnCuda>(convert<bf16>(x));
+    index_add_rows(half, to<OnCuda>(convert<bf16>(rows)), didx, to<OnCuda>(w));
+    CHECK(rel_err(to_host_f32(half), want) < 1e-2);
+  }
 }
 
 TEST_CASE("grouped_gemm_nt on CUDA = one CPU GEMM per group: empty groups, more groups than one pointer chunk, "
@@ -161,4 +186,30 @@ TEST_CASE("HunyuanImage-3.0 velocity on CUDA equals the reference (fp32 1e-4, bf
   CHECK(rel_err(run(Layout<OnCuda>{}, float{})[0], want) < 1e-4);
   CHECK(rel_err(run(Layout<OnCuda>{}, bf16{})[0], want) < 5e-2);
   for (auto& v : run(Layout<TP<2>, EP<2>, OnCuda>{}, float{})) CHECK(rel_err(v, want) < 1e-4);
+}
+
+TEST_CASE("HunyuanImage3Pipeline on CUDA: 2 CFG steps and the 3-D VAE equal the reference (fp32 1e-4, bf16 5e-2), "
+          "and TP<2> x CFG<2> x EP<4> on thread ranks sharing the GPU") {
+  const fs::path hy = fs::path(PDIFF_SOURCE_DIR) / "tests/golden/hunyuan_image3_tiny";
+  const auto g = SafeTensors::open((hy / "goldens.safetensors").string());
+  const auto init = g.read("step0_latents_in");
+  auto run = [&](auto layout, auto value) {
+    using L = decltype(layout);
+    std::vector<HunyuanResult> out(std::size_t(L::world_size));
+    launch<L>({.mode = Launch::threads, .comm = {.timeout = std::chrono::milliseconds(60000)}}, [&](auto& rank) {
+      const auto pipe = HunyuanImage3Pipeline<L, decltype(value)>::load(rank, hy);
+      out[std::size_t(rank.index)] = pipe.generate(rank, {.prompt = "a red fox, snow", .width = 80, .height = 48, .steps = 2,
+                                                          .guidance = 5.0f, .latents = &init, .progress = false});
+    });
+    return out;
+  };
+  const auto f = run(Layout<OnCuda>{}, float{})[0];
+  CHECK(rel_err(f.latents, g.read("final_latents")) < 1e-4);
+  CHECK(rel_err(f.image, g.read("image_01")) < 1e-4);
+  const auto h = run(Layout<OnCuda>{}, bf16{})[0];
+  CHECK(rel_err(h.image, g.read("image_01")) < 5e-2);
+  for (auto& r : run(Layout<TP<2>, CFG<2>, EP<4>, OnCuda>{}, float{})) {
+    CHECK(rel_err(r.latents, f.latents) < 1e-5);
+    CHECK(rel_err(r.image, f.image) < 1e-5);
+  }
 }

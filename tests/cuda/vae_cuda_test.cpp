@@ -3,11 +3,13 @@
 // upsample_nearest2x, transpose_last2 and modulate_channels_ against the CPU ops; decode / encode / tiled of FLUX.2's
 // and FLUX.1's tiny VAEs against the diffusers goldens (fp32 1e-4, bf16 2e-2); VaePatch<2> over
 // thread ranks sharing one GPU (device communicator) = the serial tiled decode. Skipped (77) without
-// a GPU; CI's compile probe of the device VAE.
+// a GPU; CI's compile probe of the device VAE. HunyuanImage-3.0's 3-D VAE decoder (BasicVaeDecoder3d<C>)
+// against the official code's goldens, whole and as patches over VaePatch<2>.
 #include <doctest/doctest.h>
 
 #include "../layers/harness.hpp"
 #include "pdiff/models/flux2/vae.hpp"
+#include "pdiff/models/hunyuan_image3/vae.hpp"
 
 using namespace pdiff;
 using namespace pdiff::test;
@@ -86,4 +88,37 @@ TEST_CASE("TP<2> x VaePatch<2> on one GPU (device communicators): tiled decode =
     out[std::size_t(rank.index)] = load().decode(z, VaeRunOptions::tiled(8), rank.vae_patch);
   });
   for (const auto& o : out) CHECK(rel_err(o, serial) < 1e-6);
+}
+
+TEST_CASE("HunyuanImage-3.0's 3-D VAE on CUDA equals the reference: every frame (fp32 1e-4), the image (bf16 2e-2)") {
+  const auto dir = golden / "hunyuan_image3_tiny";
+  const auto g = SafeTensors::open((dir / "goldens.safetensors").string());
+  const auto ck = Checkpoint::open(dir);
+  const auto vae_cfg = JsonConfig::load(dir / "config.json").sub("vae");
+  const auto z = g.read("final_latents");
+  using F = Ctx<Layout<OnCuda>, float>;
+  const auto vae = hunyuan_image3::BasicVaeDecoder3d<F>::load(ck, vae_cfg);
+  const auto frames = vae.decode_frames(z);
+  REQUIRE(frames.size() == 4);  // T 1 → 4
+  const auto all = g.read("vae_decoder_out_all_frames");  // (1, 3, 4, 48, 80)
+  const std::int64_t n = 48 * 80;
+  for (std::int64_t t = 0; t < 4; ++t) {
+    CAPTURE(t);
+    Tensor<float> want({1, 3, 48, 80});
+    for (std::int64_t c = 0; c < 3; ++c) std::copy_n(all.data() + (c * 4 + t) * n, n, want.data() + c * n);
+    CHECK(rel_err(to_host_f32(frames[std::size_t(t)]), want) < 1e-4);
+  }
+  CHECK(rel_err(vae.decode(z), g.read("image_01")) < 1e-4);
+  const auto half = hunyuan_image3::BasicVaeDecoder3d<Ctx<Layout<OnCuda>, bf16>>::load(ck, vae_cfg);
+  CHECK(rel_err(half.decode(z), g.read("image_01")) < 2e-2);
+  // patches over TP<2> x VaePatch<2> (thread ranks sharing the GPU) = the CPU's patch decode
+  const auto host = hunyuan_image3::VaeDecoder3d::load(ck, vae_cfg);
+  const auto want = run_ranks<Layout<TP<2>, VaePatch<2>, OnCpu>>(
+      [&](auto& rank) { return host.decode(z, VaeRunOptions::patch(1), rank.vae_patch); })[0];
+  using L = Layout<TP<2>, VaePatch<2>, OnCuda>;
+  std::vector<Tensor<float>> out(std::size_t(L::world_size));
+  launch<L>({.mode = Launch::threads, .comm = {.timeout = std::chrono::milliseconds(60000)}}, [&](auto& rank) {
+    out[std::size_t(rank.index)] = hunyuan_image3::BasicVaeDecoder3d<F>::load(ck, vae_cfg).decode(z, VaeRunOptions::patch(1), rank.vae_patch);
+  });
+  for (const auto& o : out) CHECK(rel_err(o, want) < 1e-5);
 }

@@ -22,7 +22,7 @@ TEST_CASE("flux2_param_plan at TP<1> equals the checkpoint's element count") {
       n += k;
     }
     CAPTURE(v);
-    CHECK(flux2_param_plan(Flux2Config::load(dir), 1).elements == n);
+    CHECK(flux2_param_plan(Flux2Config::load(dir), 1).elements() == n);
   }
 }
 

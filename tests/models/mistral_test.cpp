@@ -131,7 +131,7 @@ TEST_CASE("memory plan: Mistral-Small-3.1-24B per rank at TP 1/2/4/8") {
     const std::int64_t kv = std::max<std::int64_t>(1, Hk / tp);
     const std::int64_t want =
         V / tp * D + L * (D * (H / tp * hd + 2 * kv * hd) + H / tp * hd * D + 3 * D * I / tp + 2 * D) + D;
-    CHECK(mistral_param_plan(cfg, int(tp)).elements == want);
+    CHECK(mistral_param_plan(cfg, int(tp)).elements() == want);
   }
   const double gib = 1024.0 * 1024 * 1024;
   double t1 = double(mistral_param_plan(cfg, 1).bytes(2)), t4 = double(mistral_param_plan(cfg, 4).bytes(2));

@@ -6,7 +6,9 @@
 #include <cstdlib>
 #include <vector>
 
+#include "pdiff/backend/cpu/memory.hpp"
 #include "pdiff/comm/thread_comm.hpp"
+#include "pdiff/core/tensor.hpp"
 #include "pdiff/parallel/launch.hpp"
 #include "pdiff/parallel/layout.hpp"
 
@@ -86,4 +88,25 @@ TEST_CASE("launch: every rank's CPU GEMMs use PDIFF_CPU_THREADS threads (1 by de
     CHECK(cpu_gemm_threads() == before);
   }
   ::unsetenv("PDIFF_CPU_THREADS");
+}
+
+TEST_CASE("launch: an out-of-memory error names the rank, the size asked and the planner's prediction") {
+  CHECK(this_rank_note().rank == -1);  // outside a launch
+  std::vector<std::string> msg(2);
+  launch<Layout<TP<2>, OnCpu>>({.mode = Launch::threads}, [&](auto& rank) {
+    CHECK(this_rank_note().rank == rank.index);
+    const PredictedBytes p(std::int64_t(3) << 30, "two images of 1024x1024");
+    msg[std::size_t(rank.index)] = out_of_memory_message("memory<OnCuda> on device 0", std::int64_t(1) << 30,
+                                                         "out of memory", std::int64_t(5) << 29, "");
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)  // the sanitizers' allocators abort instead
+    // a host allocation no machine has: the same message from memory<OnCpu>, not a bare std::bad_alloc
+    const std::string want = detail::cat("memory<OnCpu>: rank ", rank.index, " of 2 asked for 1073741824.00 GiB (1152921504606846976 bytes): the host has no memory left");
+    CHECK_THROWS_WITH_AS(Tensor<float>({std::int64_t(1) << 58}), doctest::Contains(want.c_str()), Error);
+#endif
+  });
+  CHECK(msg[1] == "memory<OnCuda> on device 0: rank 1 of 2 asked for 1.00 GiB (1073741824 bytes): out of memory; "
+                  "this rank holds 2.50 GiB; the planner predicted 3.00 GiB per rank for two images of 1024x1024 "
+                  "(try a layout with more ranks, a smaller image, fewer images per forward)");
+  CHECK(this_rank_note().rank == -1);  // restored after the launch
+  CHECK(this_rank_note().predicted == 0);
 }

@@ -29,6 +29,7 @@
 #include "pdiff/comm/staged_comm.hpp"
 #include "pdiff/comm/thread_comm.hpp"
 #include "pdiff/core/error.hpp"
+#include "pdiff/core/rank_note.hpp"
 #include "pdiff/parallel/rank.hpp"
 
 namespace pdiff {
@@ -80,6 +81,7 @@ void launch_threads(const LaunchOptions& opts, Fn& fn) {
         PDIFF_CUDA_CHECK(cudaSetDevice(r % n));  // this rank thread's device for its whole life
       }
 #endif
+      const RankScope note(r, L::world_size);  // named by out-of-memory errors
       Rank<L, Comm> rank = make_rank<L>(worlds[std::size_t(r)]);
       fn(rank);
     } catch (...) {
@@ -131,6 +133,7 @@ void launch_mpi(const LaunchOptions& opts, Fn& fn) {
     else return Comm(mpi);
   }();
   try {
+    const RankScope note(world.rank(), L::world_size);  // named by out-of-memory errors
     Rank<L, Comm> rank = make_rank<L>(world);
     fn(rank);
   } catch (...) {

@@ -17,6 +17,7 @@
 #include "pdiff/core/backend_tag.hpp"
 #include "pdiff/core/byte_counter.hpp"
 #include "pdiff/core/memory.hpp"
+#include "pdiff/core/rank_note.hpp"
 
 namespace pdiff {
 
@@ -31,8 +32,15 @@ template <>
 struct memory<OnCpu> {
   static constexpr std::size_t alignment = 64;
   static void* allocate(std::size_t bytes) {
-    auto* base = static_cast<std::byte*>(::operator new(bytes + alignment, std::align_val_t(alignment)));
     auto* owner = &detail::thread_byte_counter<OnCpu>();
+    std::byte* base = nullptr;
+    try {
+      base = static_cast<std::byte*>(::operator new(bytes + alignment, std::align_val_t(alignment)));
+    } catch (const std::bad_alloc&) {
+      throw Error(out_of_memory_message("memory<OnCpu>", std::int64_t(bytes), "the host has no memory left",
+                                        std::int64_t(owner->live.load()),
+                                        detail::cat("the process ", detail::gib_text(std::int64_t(detail::cpu_memory_stats().live.load())), " live")));
+    }
     std::memcpy(base, &owner, sizeof owner);
     owner->add(bytes);
     detail::cpu_memory_stats().add(bytes);

@@ -41,6 +41,7 @@
 #include "pdiff/backend/cuda/stream.hpp"
 #include "pdiff/core/backend_tag.hpp"
 #include "pdiff/core/byte_counter.hpp"
+#include "pdiff/core/rank_note.hpp"
 
 namespace pdiff {
 
@@ -118,9 +119,12 @@ class CudaCachingAllocator {
     if (e != cudaSuccess) {
       cudaGetLastError();
       const CudaMemoryStats st = stats(d);
-      throw Error(detail::cat("memory<OnCuda>: allocating ", bytes, " bytes (", size, " rounded) on device ", d,
-                              " failed: ", cudaGetErrorString(e), "; this process holds ", st.live, " live and ",
-                              st.reserved, " reserved bytes there"));
+      throw Error(out_of_memory_message(
+          detail::cat("memory<OnCuda> on device ", d), std::int64_t(bytes),
+          detail::cat(cudaGetErrorString(e), " (", size, " bytes rounded)"),
+          std::int64_t(detail::thread_byte_counter<OnCuda>().live.load()),
+          detail::cat("the process ", detail::gib_text(std::int64_t(st.live)), " live and ",
+                      detail::gib_text(std::int64_t(st.reserved)), " reserved there")));
     }
     std::lock_guard lk(p.mu);
     detail::ByteCounter* owner = &detail::thread_byte_counter<OnCuda>();

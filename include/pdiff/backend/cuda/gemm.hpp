@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "pdiff/backend/cuda/device.hpp"
+#include "pdiff/backend/cuda/handles.hpp"
 #include "pdiff/backend/cuda/memory.hpp"
 #include "pdiff/backend/cuda/stream.hpp"
 #include "pdiff/core/dtype.hpp"
@@ -51,17 +52,7 @@ inline constexpr std::size_t lt_max_workspace = std::size_t(32) << 20;
 
 // One cuBLASLt handle per (thread, device), destroyed with the thread.
 inline cublasLtHandle_t lt_handle(int device) {
-  struct Handles {
-    std::vector<cublasLtHandle_t> h;
-    ~Handles() {
-      for (cublasLtHandle_t x : h)
-        if (x) cublasLtDestroy(x);
-    }
-  };
-  thread_local Handles hs;
-  if (int(hs.h.size()) <= device) hs.h.resize(std::size_t(device) + 1, nullptr);
-  if (!hs.h[std::size_t(device)]) lt_check(cublasLtCreate(&hs.h[std::size_t(device)]), "cublasLtCreate");
-  return hs.h[std::size_t(device)];
+  return per_thread_handle<cublasLtHandle_t, cublasLtCreate, cublasLtDestroy>(device, "cuBLASLt");
 }
 
 // The problem as cuBLASLt sees it (column-major, after the row-major swap).

@@ -129,12 +129,12 @@ class BagelLlm {
     return m;
   }
 
-  // Token embeddings (1, n, H) on the host (every TP rank gets the whole rows).
+  // Token embeddings (1, n, H) in C (every TP rank gets the whole rows).
   template <class R>
-  HostTensor embed_tokens(R& rank, std::span<const std::int64_t> ids) const {
+  tensor embed_tokens(R& rank, std::span<const std::int64_t> ids) const {
     Tensor<std::int64_t, OnCpu> t({1, std::int64_t(ids.size())});
     std::copy(ids.begin(), ids.end(), t.data());
-    return to_host_f32(embed.forward(rank, t));
+    return embed.forward(rank, t);
   }
 
   // Runs a query block x (1, n, H) at RoPE positions `pos` (n) through every layer against `ctx`
@@ -142,9 +142,9 @@ class BagelLlm {
   // block's K/V are appended to ctx (the caller advances ctx.rope). Returns the last hidden states
   // (1, n, H) before the final norm. n_layers < all: only the first layers (tests of one layer).
   template <class R>
-  tensor forward(R& rank, const HostTensor& x_host, std::span<const MotRun> runs, std::span<const std::int64_t> pos,
+  tensor forward(R& rank, const tensor& x_in, std::span<const MotRun> runs, std::span<const std::int64_t> pos,
                  bool causal, Context& ctx, bool update, std::size_t n_layers = SIZE_MAX) const {
-    const std::int64_t n = x_host.size(1);
+    const std::int64_t n = x_in.size(1);
     check_runs(runs, n);
     PDIFF_CHECK(std::int64_t(pos.size()) == n, "BAGEL: ", pos.size(), " RoPE positions for ", n, " rows");
     PDIFF_CHECK(ctx.layers.empty() || ctx.layers.size() == layers.size(), "BAGEL: a context of ", ctx.layers.size(),
@@ -156,7 +156,7 @@ class BagelLlm {
     args.q_offset = P;  // rows sit after the context's P keys
     if (update && ctx.layers.empty()) ctx.layers.assign(layers.size(), {});
     PDIFF_CHECK(!update || n_layers >= layers.size(), "BAGEL: a context is updated by every layer");
-    tensor x = to_ctx<C>(x_host);
+    tensor x = x_in.clone();  // the residual stream is updated in place
     for (std::size_t i = 0; i < std::min(n_layers, layers.size()); ++i) {
       const auto& w = layers[i].w;
       std::vector<tensor> q, k, v;

@@ -13,6 +13,8 @@
 // | decode   | unpatchify, z / 0.3611 + 0.1159, FLUX.1 decoder, clamp(x/2 + 1/2, 0, 1); whole or over VaePatch |
 // Branches run on the CFG axis (branch b on CFG rank b % N); each rank prefills only its branches'
 // contexts. For text-to-image the cfg_img context is gen's, so its velocity is gen's: two branches.
+// Where it runs: the LLM, vae2llm / llm2vae, the position table and the AE in C (the layout's backend); the
+// timestep MLP (one row), the (h·w, 4·z) latents, the scheduler and the guidance combine on the host.
 #pragma once
 
 #include <chrono>
@@ -115,8 +117,9 @@ class BagelPipeline {
 
   BagelConfig cfg;
   BagelLlm<C> llm;
-  Replicated<HostCtx> time_mlp0, time_mlp2, vae2llm, llm2vae;
-  HostTensor latent_pos_embed;  // (max_latent_size², hidden)
+  Replicated<HostCtx> time_mlp0, time_mlp2;  // one row per step: on the host
+  Replicated<C> vae2llm, llm2vae;             // every latent token, every step: in C
+  typename C::tensor latent_pos_embed;        // (max_latent_size², hidden)
   BasicAutoencoderKL<Ctx<Layout<typename L::backend>, T>> vae;  // on the layout's backend, replicated per rank
   std::optional<BagelVit<C>> vit;  // when the folder has vit_config.json (editing)
   Tokenizer tokenizer;
@@ -149,8 +152,8 @@ class BagelPipeline {
     p.cfg.latent_patch_size = pp;
     p.llm = BagelLlm<C>::load(ck, p.cfg, rank);
     const std::int64_t H = p.cfg.hidden_size, PD = p.cfg.patch_latent_dim();
-    auto linear = [&](Replicated<HostCtx>& l, const std::string& n, std::int64_t in, std::int64_t out) {
-      l = Replicated<HostCtx>(in, out, true);
+    auto linear = [&]<class Cx>(Replicated<Cx>& l, const std::string& n, std::int64_t in, std::int64_t out) {
+      l = Replicated<Cx>(in, out, true);
       const auto b = ck.read(n + ".bias");
       l.load(ck.read(n + ".weight"), &b);
     };
@@ -158,7 +161,7 @@ class BagelPipeline {
     linear(p.time_mlp2, "time_embedder.mlp.2", H, H);
     linear(p.vae2llm, "vae2llm", PD, H);
     linear(p.llm2vae, "llm2vae", H, PD);
-    p.latent_pos_embed = ck.read("latent_pos_embed.pos_embed");
+    p.latent_pos_embed = to_ctx<C>(ck.read("latent_pos_embed.pos_embed"));
     p.vae = decltype(p.vae)::load(ck, ae);
     if (fs::is_regular_file(dir / "vit_config.json"))
       p.vit = BagelVit<C>::load(ck, BagelVitConfig::from(JsonConfig::load(dir / "vit_config.json")), p.cfg.hidden_size);
@@ -208,17 +211,15 @@ class BagelPipeline {
     return host_linear(time_mlp2, silu(host_linear(time_mlp0, timestep_features(ts, 256, true))));
   }
 
-  // Latent tokens' LLM inputs (N, H): vae2llm(x) + time_embed(t) + latent_pos_embed[i·max + j].
-  HostTensor latent_inputs(const HostTensor& x, float t, std::int64_t h, std::int64_t w) const {
-    auto y = host_linear(vae2llm, x);
-    const auto te = time_embed(t);
-    const std::int64_t H = cfg.hidden_size;
+  // Latent tokens' LLM inputs (N, H) in C: vae2llm(x) + time_embed(t) + latent_pos_embed[i·max + j].
+  template <class R>
+  typename C::tensor latent_inputs(R& rank, const HostTensor& x, float t, std::int64_t h, std::int64_t w) const {
+    auto y = vae2llm.forward(rank, to_ctx<C>(x));
+    add_(y, to_ctx<C>(time_embed(t).view({cfg.hidden_size})));  // every row
+    Tensor<std::int32_t, OnCpu> at({h * w});
     for (std::int64_t i = 0; i < h; ++i)
-      for (std::int64_t j = 0; j < w; ++j) {
-        float* row = y.data() + (i * w + j) * H;
-        const float* pe = latent_pos_embed.data() + (i * cfg.max_latent_size + j) * H;
-        for (std::int64_t c = 0; c < H; ++c) row[c] = row[c] + te(c) + pe[c];
-      }
+      for (std::int64_t j = 0; j < w; ++j) at(i * w + j) = std::int32_t(i * cfg.max_latent_size + j);
+    add_(y, index_rows(latent_pos_embed, to<typename L::backend>(at)));
     return y;
   }
 
@@ -226,14 +227,13 @@ class BagelPipeline {
   // ctx, full attention; the tokens on `mode`'s weights, the markers on the understanding ones. update:
   // appended to ctx (which then moves on one position). Returns the last hidden states (1, N + 2, H).
   template <class R>
-  typename C::tensor image_block(R& rank, Context& ctx, const HostTensor& tokens, MotMode mode, bool update) const {
+  typename C::tensor image_block(R& rank, Context& ctx, const typename C::tensor& tokens, MotMode mode, bool update) const {
     const std::int64_t N = tokens.size(0), H = cfg.hidden_size;
     const std::int64_t marks[] = {start_of_image, end_of_image};
-    const auto m = llm.embed_tokens(rank, marks);
-    HostTensor seq({1, N + 2, H});
-    std::copy_n(m.data(), H, seq.data());
-    std::copy_n(tokens.data(), N * H, seq.data() + H);
-    std::copy_n(m.data() + H, H, seq.data() + (N + 1) * H);
+    const auto m = llm.embed_tokens(rank, marks);  // (1, 2, H)
+    const auto start = narrow(m, 1, 0, 1), end = narrow(m, 1, 1, 1), body = tokens.view({1, N, H});
+    const typename C::tensor* parts[] = {&start, &body, &end};
+    const auto seq = cat(std::span<const typename C::tensor* const>(parts), 1);
     const MotRun mixed[] = {{MotMode::und, 0, 1}, {mode, 1, N}, {MotMode::und, N + 1, 1}};
     const MotRun und[] = {{MotMode::und, 0, N + 2}};  // one run: one all-reduce per projection, not three
     const std::vector<std::int64_t> pos(std::size_t(N + 2), ctx.rope);
@@ -249,9 +249,9 @@ class BagelPipeline {
     const std::int64_t N = h * w, H = cfg.hidden_size;
     PDIFF_CHECK(x.rank() == 2 && x.size(0) == N && x.size(1) == cfg.patch_latent_dim(), "BAGEL: latents", x.shape(),
                 " must be (", N, ", ", cfg.patch_latent_dim(), ")");
-    const auto hidden = image_block(rank, ctx, latent_inputs(x, t, h, w), MotMode::gen, false);
-    const auto g = to_host_f32(llm.norm[int(MotMode::gen)](narrow(hidden, 1, 1, N)));
-    return host_linear(llm2vae, g.view({N, H}));
+    const auto hidden = image_block(rank, ctx, latent_inputs(rank, x, t, h, w), MotMode::gen, false);
+    const auto g = llm.norm[int(MotMode::gen)](narrow(hidden, 1, 1, N));
+    return to_host_f32(llm2vae.forward(rank, g.view({N, H})));
   }
 
   // (N, 4·z) packed tokens (h, w, p, q, c) → (1, z, h·p, w·q)
@@ -339,14 +339,14 @@ class BagelPipeline {
   // generation weights for the latents, full attention, one RoPE position).
   template <class R>
   void prefill_vae_image(R& rank, Context& ctx, const EditImage& e) const {
-    image_block(rank, ctx, latent_inputs(e.latent_tokens, 0.0f, e.h, e.w), MotMode::gen, true);
+    image_block(rank, ctx, latent_inputs(rank, e.latent_tokens, 0.0f, e.h, e.w), MotMode::gen, true);
   }
 
   // Appends an image's ViT block `<|vision_start|> ViT tokens <|vision_end|>` (forward_cache_update_vit:
   // understanding weights, full attention, one RoPE position).
   template <class R>
   void prefill_vit_image(R& rank, Context& ctx, const EditImage& e) const {
-    image_block(rank, ctx, vit->forward(rank, e.vit_patches, e.vit_rows, e.vit_cols).tokens, MotMode::und, true);
+    image_block(rank, ctx, to_ctx<C>(vit->forward(rank, e.vit_patches, e.vit_rows, e.vit_cols).tokens), MotMode::und, true);
   }
 
   // The three branches' contexts this rank needs (branch b runs on CFG rank b % N), as interleave_inference

@@ -35,6 +35,7 @@
 #include "pdiff/models/flux2/plan.hpp"
 #include "pdiff/models/flux2/vae.hpp"
 #include "pdiff/models/mistral/text_encoder.hpp"
+#include "pdiff/core/rank_note.hpp"
 #include "pdiff/parallel/dp.hpp"
 
 namespace pdiff {
@@ -303,8 +304,7 @@ class Flux2Pipeline {
       PDIFF_CHECK(H % 16 == 0 && W % 16 == 0 && H > 0 && W > 0, "Flux2Pipeline: request ", i, ": height and width (",
                   H, "x", W, ") must be positive multiples of 16");
       p.width.push_back(W), p.height.push_back(H);
-      std::int64_t ref = 0;
-      for (auto& img : q.images) ref += (img.size(2) / 16) * (img.size(3) / 16);
+      const std::int64_t ref = reference_tokens(q);
       const std::int64_t tokens = (H / 16) * (W / 16) + ref + std::int64_t(q.max_sequence_length);
       cost[i] = double(tokens) * q.steps * (true_cfg(q.guidance) ? 2 : 1);
       const std::int64_t a = image_activation_bytes(q, W, H, ref);
@@ -347,6 +347,12 @@ class Flux2Pipeline {
     else return true;
   }
 
+  // The tokens of a request's reference images (joined to the sequence).
+  static std::int64_t reference_tokens(const Flux2Request& q) {
+    std::int64_t n = 0;
+    for (auto& img : q.images) n += (img.size(2) / 16) * (img.size(3) / 16);
+    return n;
+  }
   // The image size a request makes: its own, else its first reference image's (cut to 16), else 1024².
   static std::pair<std::int64_t, std::int64_t> resolved_size(const Flux2Request& q) {
     std::int64_t W = q.width, H = q.height;
@@ -397,6 +403,13 @@ class Flux2Pipeline {
                   "Flux2Pipeline: images of one forward must share size and settings, without reference images");
     }
     for (std::int64_t b = 0; b < B; ++b) out[std::size_t(b)].prompt = qs[std::size_t(b)]->prompt, out[std::size_t(b)].batch = int(B);
+    const auto [W, H] = resolved_size(q);
+    // what an out-of-memory error on this rank names as predicted: the weights it holds now and the
+    // planner's activation estimate for this forward
+    const PredictedBytes predicted(
+        std::int64_t(detail::thread_byte_counter<typename L::backend>().live.load()) +
+            B * image_activation_bytes(q, W, H, reference_tokens(q)),
+        detail::cat("the weights it held when the forward began and the activations of ", B, " image(s) of ", W, "x", H));
     if (q.upsample_temperature) {
       PDIFF_CHECK(q.images.empty(), "Flux2Pipeline: caption upsampling with reference images needs the text encoder's "
                                     "vision tower, which pdiff does not load; upsample without images");
@@ -439,7 +452,6 @@ class Flux2Pipeline {
       ref_ids.push_back(flux2::latent_ids(lat.size(2), lat.size(3), 10.0f + 10.0f * float(i)));
       ref_tok.push_back(flux2::pack(lat));
     }
-    const auto [W, H] = resolved_size(q);
     PDIFF_CHECK(H % 16 == 0 && W % 16 == 0, "Flux2Pipeline: height and width (", H, "x", W, ") must be multiples of 16");
     const double encode_s = secs(t0);
 

@@ -22,19 +22,20 @@ ParamPlan flux2_param_plan(const Flux2Config& cfg) {
   PDIFF_CHECK(H % TPd == 0, "Flux2 plan: num_attention_heads (", H, ") must be divisible by tp (", TPd, ")");
   ParamPlan p;
   const std::int64_t tmlp = T * D + D * D;
-  p.elements += tmlp * (cfg.guidance_embeds ? 2 : 1);
-  p.elements += D * 6 * D * 2 + D * 3 * D;                               // modulations
-  p.elements += cfg.in_channels * D + cfg.joint_attention_dim * D;       // embedders
-  p.elements += D * 2 * D + D * cfg.out_channels;                        // norm_out, proj_out
+  p.replicated += tmlp * (cfg.guidance_embeds ? 2 : 1);
+  p.replicated += D * 6 * D * 2 + D * 3 * D;                               // modulations
+  p.replicated += cfg.in_channels * D + cfg.joint_attention_dim * D;       // embedders
+  p.replicated += D * 2 * D + D * cfg.out_channels;                        // norm_out, proj_out
   const std::int64_t qkv = QKVParallel<C>(D, hd, H, H, false).weight_plan(0).local.numel();
   const std::int64_t out = RowParallel<C>(D, D, false).weight_plan(0).local.numel();
   const std::int64_t ff = MergedColumnParallel<C>(D, {M, M}, false, Sources::fused).weight_plan(0).local.numel() +
                           RowParallel<C>(M, D, false).weight_plan(0).local.numel();
-  p.elements += cfg.num_layers * (2 * (qkv + out + ff) + 4 * hd);
+  p.sharded += cfg.num_layers * 2 * (qkv + out + ff);
+  p.replicated += cfg.num_layers * 4 * hd + cfg.num_single_layers * 2 * hd;  // q/k norms
   const std::int64_t single =
       MergedColumnParallel<C>(D, {D, D, D, M, M}, false, Sources::fused).weight_plan(0).local.numel() +
-      RowParallel<C>(std::vector<std::int64_t>{D, M}, D, false).weight_plan(0).local.numel() + 2 * hd;
-  p.elements += cfg.num_single_layers * single;
+      RowParallel<C>(std::vector<std::int64_t>{D, M}, D, false).weight_plan(0).local.numel();
+  p.sharded += cfg.num_single_layers * single;
   return p;
 }
 

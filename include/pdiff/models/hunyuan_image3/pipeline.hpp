@@ -8,7 +8,7 @@
 // | size     | (width, height) snapped to the nearest of ResolutionGroup(image_base_size)'s 33 ratios; h, w = size / 16 |
 // | tokens   | `<|startoftext|> prompt <boi> <img_size_base> <img_ratio_r> <timestep> <img>×h·w <eoi>` (the released "pretrain" template); uncond: prompt → `<cfg>` |
 // | denoise  | Philox(seed) noise (1, C, h, w) or the caller's latents; flow-match Euler, CFG (sampler.hpp) |
-// | decode   | the 3-D VAE decoder's last frame, clamp(x/2 + 0.5, 0, 1) (vae.hpp); whole, or patch over VaePatch |
+// | decode   | the 3-D VAE decoder's last frame on the layout's backend, clamp(x/2 + 0.5, 0, 1) (vae.hpp); whole, or patch over VaePatch |
 #pragma once
 
 #include <chrono>
@@ -84,7 +84,7 @@ class HunyuanImage3Pipeline {
   using C = Ctx<L, T>;
   HunyuanImage3Config cfg;
   HunyuanImage3Transformer<C> model;
-  hunyuan_image3::VaeDecoder3d vae;
+  hunyuan_image3::BasicVaeDecoder3d<Ctx<Layout<typename L::backend>, T>> vae;  // on the layout's backend, per rank
   Tokenizer tokenizer;
   std::int64_t image_base_size = 1024;
 
@@ -99,7 +99,7 @@ class HunyuanImage3Pipeline {
     p.image_base_size = j.get_or<std::int64_t>("image_base_size", 1024);
     const auto ck = Checkpoint::open(dir);
     p.model = HunyuanImage3Transformer<C>::load(ck, p.cfg, rank);
-    p.vae = hunyuan_image3::VaeDecoder3d::load(ck, j.sub("vae"));
+    p.vae = decltype(p.vae)::load(ck, j.sub("vae"));
     PDIFF_CHECK(std::filesystem::is_regular_file(dir / "tokenizer.json"), "HunyuanImage-3.0: '", dir.string(),
                 "' has no tokenizer.json");
     p.tokenizer = Tokenizer::load(dir);

@@ -2,7 +2,8 @@
 // (tp, ep): the transformer as MoE<C> and HunyuanAttention<C> shard it — attention and dense MLPs over
 // tp, routed experts E/ep whole per rank with their intermediate further split over tp/ep when ep
 // divides tp, the shared expert over tp — plus what every rank holds whole (wte, routers, norms, the UNet
-// parts, timestep embedders). Not counted: the VAE decoder (host, used once at the end) and activations.
+// parts, timestep embedders). Not counted: the VAE decoder (whole on every rank, used once at the end) and
+// activations.
 #pragma once
 
 #include "pdiff/models/hunyuan_image3/config.hpp"

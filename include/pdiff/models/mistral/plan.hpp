@@ -10,13 +10,9 @@
 #include <type_traits>
 
 #include "pdiff/models/mistral/text_encoder.hpp"
+#include "pdiff/models/param_plan.hpp"
 
 namespace pdiff {
-
-struct ParamPlan {
-  std::int64_t elements = 0;
-  std::int64_t bytes(std::int64_t bytes_per_element) const { return elements * bytes_per_element; }
-};
 
 template <int TPd>
 ParamPlan mistral_param_plan(const MistralConfig& cfg, bool with_lm_head = false) {
@@ -24,14 +20,15 @@ ParamPlan mistral_param_plan(const MistralConfig& cfg, bool with_lm_head = false
   const std::int64_t D = cfg.hidden_size, hd = cfg.head_dim, H = cfg.num_attention_heads,
                      Hk = cfg.num_key_value_heads, I = cfg.intermediate_size;
   ParamPlan p;
-  p.elements += VocabParallelEmbedding<C>(cfg.vocab_size, D).weight_plan(0).local.numel();
+  p.sharded += VocabParallelEmbedding<C>(cfg.vocab_size, D).weight_plan(0).local.numel();
   const std::int64_t per_layer = QKVParallel<C>(D, hd, H, Hk, false).weight_plan(0).local.numel() +
                                  RowParallel<C>(H * hd, D, false).weight_plan(0).local.numel() +
                                  MergedColumnParallel<C>(D, {I, I}, false, Sources::separate).weight_plan(0).local.numel() +
-                                 RowParallel<C>(I, D, false).weight_plan(0).local.numel() + 2 * D;
-  p.elements += per_layer * cfg.num_hidden_layers + D;
+                                 RowParallel<C>(I, D, false).weight_plan(0).local.numel();
+  p.sharded += per_layer * cfg.num_hidden_layers;
+  p.replicated += 2 * D * cfg.num_hidden_layers + D;  // the layers' norms, the final norm
   if (with_lm_head && !cfg.tie_word_embeddings)
-    p.elements += VocabParallelLMHead<C>(cfg.vocab_size, D).weight_plan(0).local.numel();
+    p.sharded += VocabParallelLMHead<C>(cfg.vocab_size, D).weight_plan(0).local.numel();
   return p;
 }
 

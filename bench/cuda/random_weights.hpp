@@ -1,0 +1,47 @@
+// bench/cuda/random_weights.hpp — weights for device benchmarks at released sizes without a checkpoint
+// (tens of GB of bf16 would not fit the GPU machine's disk): RandomWeights has Checkpoint's reading
+// interface; each shard is a random N(0, 0.02²) fp32 tensor of the plan's local shape, made once per shape
+// and reused (timing does not depend on the values); read(name) gives `ones` ones (per-head norm weights).
+#pragma once
+
+#include <map>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "pdiff/core/tensor.hpp"
+#include "pdiff/layers/shard.hpp"
+
+namespace pdiff::bench {
+
+// x ~ N(0, sd²) from a fixed seed.
+inline Tensor<float> randn(const Shape& s, std::uint32_t seed, float sd) {
+  Tensor<float> t(s);
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> d(0.0f, sd);
+  for (auto& v : t.span()) v = d(gen);
+  return t;
+}
+
+struct RandomWeights {
+  std::int64_t ones = 128;
+  mutable std::map<std::vector<std::int64_t>, Tensor<float>> by_shape;
+  Tensor<float> make(const Shape& s) const {
+    std::vector<std::int64_t> key(s.dims.begin(), s.dims.begin() + s.rank);
+    auto it = by_shape.find(key);
+    if (it == by_shape.end()) it = by_shape.emplace(key, randn(s, std::uint32_t(s.numel()), 0.02f)).first;
+    return it->second;
+  }
+  Tensor<float> read(const std::string&) const {
+    Tensor<float> t({ones});
+    for (auto& v : t.span()) v = 1.0f;
+    return t;
+  }
+  Tensor<float> read_plan(const ShardPlan& plan, std::span<const std::string>,
+                          std::span<const std::vector<std::int64_t>> = {}) const {
+    return make(plan.local);
+  }
+};
+
+}  // namespace pdiff::bench
