@@ -4,8 +4,12 @@
 // | case                                           | kernel                                        |
 // |------------------------------------------------|-----------------------------------------------|
 // | bf16, D = Dv ∈ {64, 128}, 16-byte aligned      | flash attention (mma.sync, kernels/flash_attention.cuh) |
-// | otherwise (fp32, other head dims, e.g. the VAE's 512) | one block per query row (kernels/attention_reference.cuh) |
+// | one head, no mask, not causal (the VAE mid-blocks: D = 512, S = h·w up to 65k) | scores by an fp32 GEMM, row softmax, P·V by GEMM, query rows in chunks of ≤ 256 MiB of scores |
+// | otherwise (fp32, other head dims)              | one block per query row (kernels/attention_reference.cuh) |
 // Masks and offsets as the CPU op (core/attn_args.hpp); a row whose keys are all masked is 0, lse −inf.
+#include <algorithm>
+#include <cmath>
+
 #include "ops_common.cuh"
 
 #include "pdiff/backend/cuda/kernels/attention_reference.cuh"
@@ -30,6 +34,58 @@ __global__ void merge_attention_kernel(T* acc, float* acc_lse, const T* o, const
   const T* pb = o + ((b * sq + i) * heads + h) * dv;
   for (int d = 0; d < dv; ++d) pa[d] = from_float<T>(ca * to_float(pa[d]) + cb * to_float(pb[d]));
   acc_lse[r] = m + logf(wa + wb);
+}
+
+// Row r of s (rows, sk) ← softmax(scale · s[r]) in place; lse[r] = its log-sum-exp (natural log) when asked.
+__global__ void softmax_rows_kernel(float* s, std::int64_t sk, float scale, float* lse) {
+  __shared__ float red[32];
+  float* row = s + std::int64_t(blockIdx.x) * sk;
+  float mx = -INFINITY;
+  for (std::int64_t j = threadIdx.x; j < sk; j += blockDim.x) mx = fmaxf(mx, row[j] * scale);
+  const float m = cuda::detail::block_row_max(mx, red);
+  float sum = 0.0f;
+  for (std::int64_t j = threadIdx.x; j < sk; j += blockDim.x) {
+    const float e = expf(row[j] * scale - m);
+    row[j] = e;
+    sum += e;
+  }
+  const float l = cuda::detail::block_row_sum(sum, red);
+  const float inv = 1.0f / l;
+  for (std::int64_t j = threadIdx.x; j < sk; j += blockDim.x) row[j] *= inv;
+  if (lse && threadIdx.x == 0) lse[blockIdx.x] = m + logf(l);
+}
+
+// One head without masks (the VAE's mid-block attention, D = 512 over every pixel of the latent): two
+// tensor-core GEMMs per chunk of query rows instead of a block per row re-reading K and V, and no limit on
+// Sk (the reference kernel keeps a row of scores in shared memory). Scores and softmax in fp32 (q, k, v
+// converted once), the output rounded to T once.
+template <class T>
+void attention_by_gemm(const CudaTensor<T>& q, const CudaTensor<T>& k, const CudaTensor<T>& v, CudaTensor<T>& out,
+                       float* lse, std::int64_t B, std::int64_t Sq, std::int64_t Sk, std::int64_t D, float scale) {
+  auto f32 = [](const CudaTensor<T>& x, std::int64_t rows, std::int64_t d) {
+    if constexpr (std::is_same_v<T, float>) return x.view({rows, d});
+    else return convert<float>(x).view({rows, d});
+  };
+  const auto qf = f32(q, B * Sq, D), kf = f32(k, B * Sk, D), vf = f32(v, B * Sk, D);
+  CudaTensor<float> of;
+  if constexpr (std::is_same_v<T, float>) of = out.view({B * Sq, D});
+  else of = CudaTensor<float>({B * Sq, D});
+  const std::int64_t chunk = std::clamp<std::int64_t>((std::int64_t(256) << 20) / (4 * Sk), 1, Sq);
+  CudaTensor<float> scores({chunk, Sk});
+  for (std::int64_t b = 0; b < B; ++b) {
+    const auto kb = kf.slice(b * Sk, (b + 1) * Sk), vb = vf.slice(b * Sk, (b + 1) * Sk);
+    for (std::int64_t i0 = 0; i0 < Sq; i0 += chunk) {
+      const std::int64_t n = std::min(chunk, Sq - i0);
+      auto s = scores.slice(0, n);
+      gemm(qf.slice(b * Sq + i0, b * Sq + i0 + n), kb, s, {.trans_b = true});
+      softmax_rows_kernel<<<unsigned(n), 256, 0, current_cuda_stream()>>>(s.data(), Sk, scale,
+                                                                        lse ? lse + b * Sq + i0 : nullptr);
+      cuda::detail::check_launch("attention (softmax rows)");
+      auto o = of.slice(b * Sq + i0, b * Sq + i0 + n);
+      gemm(s, vb, o);
+    }
+  }
+  if constexpr (!std::is_same_v<T, float>) out = convert<T>(of).view(out.shape());
 }
 }  // namespace detail
 
@@ -58,6 +114,10 @@ CudaTensor<T> attention(const CudaTensor<T>& q, const CudaTensor<T>& k, const Cu
                                    p, s);
       return out;
     }
+  }
+  if (H == 1 && Hkv == 1 && !a.causal && !a.key_mask && !a.mask && B > 0 && Sq > 0 && Sk > 0) {
+    detail::attention_by_gemm(q, k, v, out, plse, B, Sq, Sk, D, a.scale > 0.0f ? a.scale : 1.0f / std::sqrt(float(D)));
+    return out;
   }
   cuda::launch_attention_reference<T>(q.data(), k.data(), v.data(), out.data(), plse, B, Sq, Sk, int(H), int(Hkv),
                                       int(D), p, s);

@@ -7,6 +7,8 @@
 // against the official code's goldens, whole and as patches over VaePatch<2>.
 #include <doctest/doctest.h>
 
+#include <array>
+
 #include "../layers/harness.hpp"
 #include "pdiff/models/flux2/vae.hpp"
 #include "pdiff/models/hunyuan_image3/vae.hpp"
@@ -56,6 +58,21 @@ TEST_CASE("conv2d, upsample_nearest2x, transpose_last2 on CUDA = the CPU ops") {
   modulate_channels_(md, to<OnCuda>(ss));
   modulate_channels_(m, ss);
   CHECK(max_abs(to<OnCpu>(md), m) < 1e-6);
+}
+
+TEST_CASE("attention with one head of 512 (the VAE mid-block's GEMM path) = the CPU op, with its LSE; Sk past 48000") {
+  for (auto [B, Sq, Sk] : {std::array<std::int64_t, 3>{2, 300, 300}, {1, 64, 50000}}) {
+    CAPTURE(Sq);
+    CAPTURE(Sk);
+    const auto q = random({B, Sq, 1, 512}, 31), k = random({B, Sk, 1, 512}, 32), v = random({B, Sk, 1, 512}, 33);
+    Tensor<float> lse;
+    const auto want = attention(q, k, v, {}, &lse);
+    Tensor<float, OnCuda> dlse;
+    CHECK(rel_err(to<OnCpu>(attention(to<OnCuda>(q), to<OnCuda>(k), to<OnCuda>(v), {}, &dlse)), want) < 1e-5);
+    CHECK(rel_err(to<OnCpu>(dlse), lse) < 1e-5);
+    auto h = [](const Tensor<float>& t) { return to<OnCuda>(convert<bf16>(t)); };
+    CHECK(rel_err(to_host_f32(attention(h(q), h(k), h(v))), want) < 2e-2);
+  }
 }
 
 TEST_CASE("AutoencoderKL on CUDA equals diffusers: FLUX.2 and FLUX.1 VAEs, decode, encode, tiled (fp32 1e-4, bf16 2e-2)") {
