@@ -4,7 +4,7 @@
 // | case                                           | kernel                                        |
 // |------------------------------------------------|-----------------------------------------------|
 // | bf16, D = Dv ∈ {64, 128}, 16-byte aligned      | flash attention (mma.sync, kernels/flash_attention.cuh) |
-// | one head, no mask, not causal (the VAE mid-blocks: D = 512, S = h·w up to 65k) | scores by an fp32 GEMM, row softmax, P·V by GEMM, query rows in chunks of ≤ 256 MiB of scores |
+// | one head, no mask, not causal (the VAE mid-blocks: D = 512 / 1024, S = h·w up to 65k) | scores by an fp32 GEMM, row softmax, P·V by GEMM, query rows in chunks of ≤ 256 MiB of scores |
 // | otherwise (fp32, other head dims)              | one block per query row (kernels/attention_reference.cuh) |
 // Masks and offsets as the CPU op (core/attn_args.hpp); a row whose keys are all masked is 0, lse −inf.
 #include <algorithm>
@@ -55,7 +55,7 @@ __global__ void softmax_rows_kernel(float* s, std::int64_t sk, float scale, floa
   if (lse && threadIdx.x == 0) lse[blockIdx.x] = m + logf(l);
 }
 
-// One head without masks (the VAE's mid-block attention, D = 512 over every pixel of the latent): two
+// One head without masks (the VAE's mid-block attention, D = 512 or 1024 over every latent pixel): two
 // tensor-core GEMMs per chunk of query rows instead of a block per row re-reading K and V, and no limit on
 // Sk (the reference kernel keeps a row of scores in shared memory). Scores and softmax in fp32 (q, k, v
 // converted once), the output rounded to T once.

@@ -51,19 +51,24 @@ __global__ void upsample_nearest2x_kernel(const T* x, T* out, std::int64_t H, st
 
 // (B, M, N) → (B, N, M); grid (⌈N/32⌉, ⌈M/32⌉, B), block (32, 8)
 template <class T>
-__global__ void transpose_kernel(const T* x, T* out, std::int64_t M, std::int64_t N) {
+__global__ void transpose_kernel(const T* x, T* out, std::int64_t B, std::int64_t M, std::int64_t N) {
   __shared__ T tile[32][33];
-  const std::int64_t b = blockIdx.z, m0 = std::int64_t(blockIdx.y) * 32, n0 = std::int64_t(blockIdx.x) * 32;
-  const T* src = x + b * M * N;
-  T* dst = out + b * M * N;
-  for (int r = int(threadIdx.y); r < 32; r += 8) {
-    const std::int64_t m = m0 + r, n = n0 + threadIdx.x;
-    if (m < M && n < N) tile[r][threadIdx.x] = src[m * N + n];
-  }
-  __syncthreads();
-  for (int r = int(threadIdx.y); r < 32; r += 8) {
-    const std::int64_t n = n0 + r, m = m0 + threadIdx.x;
-    if (m < M && n < N) dst[n * M + m] = tile[threadIdx.x][r];
+  const std::int64_t m0 = std::int64_t(blockIdx.y) * 32, n0 = std::int64_t(blockIdx.x) * 32;
+  // batches beyond the grid's 65535 in z: each block walks b, b + gridDim.z, ... (DCAE's rearrangement
+  // transposes B·C·H small matrices)
+  for (std::int64_t b = blockIdx.z; b < B; b += gridDim.z) {
+    const T* src = x + b * M * N;
+    T* dst = out + b * M * N;
+    for (int r = int(threadIdx.y); r < 32; r += 8) {
+      const std::int64_t m = m0 + r, n = n0 + threadIdx.x;
+      if (m < M && n < N) tile[r][threadIdx.x] = src[m * N + n];
+    }
+    __syncthreads();
+    for (int r = int(threadIdx.y); r < 32; r += 8) {
+      const std::int64_t n = n0 + r, m = m0 + threadIdx.x;
+      if (m < M && n < N) dst[n * M + m] = tile[threadIdx.x][r];
+    }
+    __syncthreads();  // the tile is rewritten for the next b
   }
 }
 
@@ -144,9 +149,9 @@ CudaTensor<T> transpose_last2(const CudaTensor<T>& x) {
   const std::int64_t B = x.size(0), M = x.size(1), N = x.size(2);
   CudaTensor<T> out({B, N, M});
   if (out.numel() == 0) return out;
-  PDIFF_CHECK(B <= 65535 && (M + 31) / 32 <= 65535, "transpose_last2: x", x.shape(), " is beyond the grid's limits");
-  const dim3 grid(unsigned((N + 31) / 32), unsigned((M + 31) / 32), unsigned(B));
-  detail::transpose_kernel<T><<<grid, dim3(32, 8), 0, current_cuda_stream()>>>(x.data(), out.data(), M, N);
+  PDIFF_CHECK((M + 31) / 32 <= 65535, "transpose_last2: x", x.shape(), " is beyond the grid's limits");
+  const dim3 grid(unsigned((N + 31) / 32), unsigned((M + 31) / 32), unsigned(std::min<std::int64_t>(B, 65535)));
+  detail::transpose_kernel<T><<<grid, dim3(32, 8), 0, current_cuda_stream()>>>(x.data(), out.data(), B, M, N);
   cuda::detail::check_launch("transpose_last2");
   return out;
 }

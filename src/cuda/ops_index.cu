@@ -25,9 +25,12 @@ __global__ void iota_kernel(std::int32_t* v, std::int64_t n) {
     v[i] = std::int32_t(i);
 }
 // key sorted: output row key[i]'s rows are [begin, end) of the sorted order (rows no one adds to keep 0, 0).
-__global__ void segment_bounds_kernel(const std::int32_t* key, std::int64_t n, std::int32_t* begin, std::int32_t* end) {
+// Keys outside [0, N) (not checked on the host) are skipped rather than written out of bounds.
+__global__ void segment_bounds_kernel(const std::int32_t* key, std::int64_t n, std::int64_t N, std::int32_t* begin,
+                                      std::int32_t* end) {
   for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += std::int64_t(gridDim.x) * blockDim.x) {
     const std::int32_t k = key[i];
+    if (k < 0 || k >= N) continue;
     if (i == 0 || key[i - 1] != k) begin[k] = std::int32_t(i);
     if (i == n - 1 || key[i + 1] != k) end[k] = std::int32_t(i + 1);
   }
@@ -89,7 +92,7 @@ void index_add_rows(CudaTensor<T>& out, const CudaTensor<T>& rows, const CudaTen
   PDIFF_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp.data(), temp_bytes, idx.data(), key_sorted.data(), pos.data(),
                                                    order.data(), int(n), 0, bits, s));
   auto begin = CudaTensor<std::int32_t>::zeros({N}), end = CudaTensor<std::int32_t>::zeros({N});
-  detail::segment_bounds_kernel<<<grid, 256, 0, s>>>(key_sorted.data(), n, begin.data(), end.data());
+  detail::segment_bounds_kernel<<<grid, 256, 0, s>>>(key_sorted.data(), n, N, begin.data(), end.data());
   cuda::detail::check_launch("index_add_rows (segments)");
   const dim3 blocks(unsigned(N), unsigned(std::min<std::int64_t>((d + 255) / 256, 65535)));
   detail::index_add_segments_kernel<T><<<blocks, 256, 0, s>>>(out.data(), rows.data(), order.data(), begin.data(),

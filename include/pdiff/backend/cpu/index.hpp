@@ -5,7 +5,8 @@
 // |-------------------------------------|-----------------------------------------------------|-----------------------------|
 // | index_rows(x, idx)                  | x (N, D), idx (n) int32 in [0, N)                   | (n, D): row i = x[idx[i]]   |
 // | index_add_rows(out, rows, idx, w)   | out (N, D), rows (n, D), idx (n), w (n) fp32        | out[idx[i]] += w[i]·rows[i], in place, in order of i |
-// Indices out of range are a clear error (checked on the host before any write).
+// Indices out of range are a clear error (checked on the host before any write). bf16: each add is rounded
+// here; the CUDA op sums a destination's rows in fp32 and rounds once (fp32: the same order, the same sums).
 #pragma once
 
 #include <algorithm>

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <new>
 
@@ -35,6 +36,7 @@ struct memory<OnCpu> {
     auto* owner = &detail::thread_byte_counter<OnCpu>();
     std::byte* base = nullptr;
     try {
+      if (bytes > SIZE_MAX - alignment) throw std::bad_alloc();  // the header would wrap the size
       base = static_cast<std::byte*>(::operator new(bytes + alignment, std::align_val_t(alignment)));
     } catch (const std::bad_alloc&) {
       throw Error(out_of_memory_message("memory<OnCpu>", std::int64_t(bytes), "the host has no memory left",

@@ -25,9 +25,12 @@ H per_thread_handle(int device, const char* what) {
   thread_local Handles hs;
   if (int(hs.h.size()) <= device) hs.h.resize(std::size_t(device) + 1, nullptr);
   H& slot = hs.h[std::size_t(device)];
-  if (!slot)
-    if (const cublasStatus_t s = Create(&slot); s != CUBLAS_STATUS_SUCCESS)
+  if (!slot) {
+    H made = nullptr;  // kept only when made: a failed create leaves nothing cached
+    if (const cublasStatus_t s = Create(&made); s != CUBLAS_STATUS_SUCCESS)
       throw Error(cat(what, ": making a handle for device ", device, " failed: ", cublasGetStatusString(s)));
+    slot = made;
+  }
   return slot;
 }
 
