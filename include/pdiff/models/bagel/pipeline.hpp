@@ -13,8 +13,9 @@
 // | decode   | unpatchify, z / 0.3611 + 0.1159, FLUX.1 decoder, clamp(x/2 + 1/2, 0, 1); whole or over VaePatch |
 // Branches run on the CFG axis (branch b on CFG rank b % N); each rank prefills only its branches'
 // contexts. For text-to-image the cfg_img context is gen's, so its velocity is gen's: two branches.
-// Where it runs: the LLM, vae2llm / llm2vae, the position table and the AE in C (the layout's backend); the
-// timestep MLP (one row), the (h·w, 4·z) latents, the scheduler and the guidance combine on the host.
+// Where it runs: the LLM and the AE in C (the layout's backend and type); vae2llm / llm2vae and the position
+// table on that backend in fp32; the timestep MLP (one row), the (h·w, 4·z) latents, the scheduler and the
+// guidance combine on the host.
 #pragma once
 
 #include <chrono>
@@ -23,6 +24,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "pdiff/comm/self_comm.hpp"
@@ -118,8 +120,11 @@ class BagelPipeline {
   BagelConfig cfg;
   BagelLlm<C> llm;
   Replicated<HostCtx> time_mlp0, time_mlp2;  // one row per step: on the host
-  Replicated<C> vae2llm, llm2vae;             // every latent token, every step: in C
-  typename C::tensor latent_pos_embed;        // (max_latent_size², hidden)
+  // every latent token, every step: on the layout's backend in fp32 (the sums and the velocity that feeds the
+  // fp32 scheduler are rounded to T once, as the reference's fp32 projections)
+  using F = Ctx<Layout<typename L::backend>, float>;
+  Replicated<F> vae2llm, llm2vae;
+  typename F::tensor latent_pos_embed;  // (max_latent_size², hidden)
   BasicAutoencoderKL<Ctx<Layout<typename L::backend>, T>> vae;  // on the layout's backend, replicated per rank
   std::optional<BagelVit<C>> vit;  // when the folder has vit_config.json (editing)
   Tokenizer tokenizer;
@@ -161,7 +166,7 @@ class BagelPipeline {
     linear(p.time_mlp2, "time_embedder.mlp.2", H, H);
     linear(p.vae2llm, "vae2llm", PD, H);
     linear(p.llm2vae, "llm2vae", H, PD);
-    p.latent_pos_embed = to_ctx<C>(ck.read("latent_pos_embed.pos_embed"));
+    p.latent_pos_embed = to_ctx<F>(ck.read("latent_pos_embed.pos_embed"));
     p.vae = decltype(p.vae)::load(ck, ae);
     if (fs::is_regular_file(dir / "vit_config.json"))
       p.vit = BagelVit<C>::load(ck, BagelVitConfig::from(JsonConfig::load(dir / "vit_config.json")), p.cfg.hidden_size);
@@ -214,13 +219,14 @@ class BagelPipeline {
   // Latent tokens' LLM inputs (N, H) in C: vae2llm(x) + time_embed(t) + latent_pos_embed[i·max + j].
   template <class R>
   typename C::tensor latent_inputs(R& rank, const HostTensor& x, float t, std::int64_t h, std::int64_t w) const {
-    auto y = vae2llm.forward(rank, to_ctx<C>(x));
-    add_(y, to_ctx<C>(time_embed(t).view({cfg.hidden_size})));  // every row
+    auto y = vae2llm.forward(rank, to_ctx<F>(x));
+    add_(y, to_ctx<F>(time_embed(t).view({cfg.hidden_size})));  // every row
     Tensor<std::int32_t, OnCpu> at({h * w});
     for (std::int64_t i = 0; i < h; ++i)
       for (std::int64_t j = 0; j < w; ++j) at(i * w + j) = std::int32_t(i * cfg.max_latent_size + j);
     add_(y, index_rows(latent_pos_embed, to<typename L::backend>(at)));
-    return y;
+    if constexpr (std::is_same_v<T, float>) return y;
+    else return convert<T>(y);
   }
 
   // An image block `<|vision_start|> tokens (N, H) <|vision_end|>` through the LLM at one RoPE position after
@@ -251,7 +257,8 @@ class BagelPipeline {
                 " must be (", N, ", ", cfg.patch_latent_dim(), ")");
     const auto hidden = image_block(rank, ctx, latent_inputs(rank, x, t, h, w), MotMode::gen, false);
     const auto g = llm.norm[int(MotMode::gen)](narrow(hidden, 1, 1, N));
-    return to_host_f32(llm2vae.forward(rank, g.view({N, H})));
+    if constexpr (std::is_same_v<T, float>) return to_host_f32(llm2vae.forward(rank, g.view({N, H})));
+    else return to_host_f32(llm2vae.forward(rank, convert<float>(g).view({N, H})));
   }
 
   // (N, 4·z) packed tokens (h, w, p, q, c) → (1, z, h·p, w·q)
