@@ -56,7 +56,8 @@ __global__ void softmax_rows_kernel(float* s, std::int64_t sk, float scale, floa
 }
 
 // One head without masks (the VAE's mid-block attention, D = 512 or 1024 over every latent pixel): two
-// tensor-core GEMMs per chunk of query rows instead of a block per row re-reading K and V, and no limit on
+// cuBLASLt GEMMs (fp32, no TF32: not on tensor cores) per chunk of query rows instead of a block per row
+// re-reading K and V, and no limit on
 // Sk (the reference kernel keeps a row of scores in shared memory). Scores and softmax in fp32 (q, k, v
 // converted once), the output rounded to T once.
 template <class T>

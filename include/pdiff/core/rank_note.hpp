@@ -5,8 +5,9 @@
 // | call                                   | what                                                           |
 // |----------------------------------------|----------------------------------------------------------------|
 // | this_rank_note()                       | the calling thread's {rank, world, predicted}; rank −1 outside a launch |
-// | RankScope scope(r, world)              | notes the thread's rank for a scope (launch<L>)                |
-// | PredictedBytes guard(bytes, what)      | notes a prediction for a scope, restoring the previous one     |
+// | RankNoteScope scope(note)              | replaces the thread's note for a scope, restoring the previous |
+// | RankScope scope(r, world)              | that, noting the thread's rank (launch<L>)                     |
+// | PredictedBytes guard(bytes, what)      | that, noting a prediction and keeping the rank                 |
 // | out_of_memory_message(where, asked, …) | the message both backends' allocators throw                   |
 #pragma once
 
@@ -30,31 +31,27 @@ inline RankNote& this_rank_note() {
   return n;
 }
 
-class PredictedBytes {
+// Replaces the calling thread's note for a scope, restoring the previous one.
+class RankNoteScope {
  public:
-  PredictedBytes(std::int64_t bytes, std::string what) : saved_(this_rank_note()) {
-    this_rank_note().predicted = bytes, this_rank_note().predicted_what = std::move(what);
-  }
-  ~PredictedBytes() {
-    this_rank_note().predicted = saved_.predicted, this_rank_note().predicted_what = saved_.predicted_what;
-  }
-  PredictedBytes(const PredictedBytes&) = delete;
-  PredictedBytes& operator=(const PredictedBytes&) = delete;
+  explicit RankNoteScope(RankNote n) : saved_(std::exchange(this_rank_note(), std::move(n))) {}
+  ~RankNoteScope() { this_rank_note() = std::move(saved_); }
+  RankNoteScope(const RankNoteScope&) = delete;
+  RankNoteScope& operator=(const RankNoteScope&) = delete;
 
  private:
   RankNote saved_;
 };
 
-// Notes the calling thread as rank r of w for a scope (launch<L>), restoring the previous note.
-class RankScope {
- public:
-  RankScope(int r, int w) : saved_(this_rank_note()) { this_rank_note() = {r, w, 0, ""}; }
-  ~RankScope() { this_rank_note() = saved_; }
-  RankScope(const RankScope&) = delete;
-  RankScope& operator=(const RankScope&) = delete;
+// launch<L>: the calling thread is rank r of w (no prediction yet).
+struct RankScope : RankNoteScope {
+  RankScope(int r, int w) : RankNoteScope({r, w, 0, ""}) {}
+};
 
- private:
-  RankNote saved_;
+// A pipeline's prediction for a scope; the rank stays as noted.
+struct PredictedBytes : RankNoteScope {
+  PredictedBytes(std::int64_t bytes, std::string what)
+      : RankNoteScope({this_rank_note().rank, this_rank_note().world, bytes, std::move(what)}) {}
 };
 
 namespace detail {
