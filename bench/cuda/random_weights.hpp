@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "pdiff/core/tensor.hpp"
-#include "pdiff/layers/shard.hpp"
+#include "pdiff/io/shard_plan.hpp"
 
 namespace pdiff::bench {
 

@@ -1,6 +1,11 @@
 // The linear family, vocab-parallel embedding/LM head and the MLP blocks equal their serial
 // computation on every layout (relative error ≤ 1e-5, fp32, CPU thread ranks).
+#include <map>
+#include <span>
+#include <string>
+
 #include "harness.hpp"
+#include "pdiff/io/checkpoint.hpp"
 
 using namespace pdiff;
 using namespace pdiff::test;
@@ -159,4 +164,108 @@ TEST_CASE("layer rules give clear errors") {
   CHECK_THROWS_WITH_AS(RowParallel<C>(6, 8, false), doctest::Contains("in_features (6) must be divisible"), Error);
   CHECK_THROWS_WITH_AS(QKVParallel<C>(8, 2, 6, 6, false), doctest::Contains("num_heads (6) must be divisible"), Error);
   CHECK_THROWS_WITH_AS(QKVParallel<C>(8, 2, 12, 3, false), doctest::Contains("must divide one another"), Error);
+}
+
+// The shard arithmetic is a function of a degree given as a value: plans evaluate it for any TP
+// degree at run time, and at compile time it is a constant (no switch over degrees, no layout type).
+static_assert(QkvShards(4096, 128, 32, 8, false, 16).kv_local() == 1);
+static_assert(QkvShards(4096, 128, 32, 8, true, 4).local_elements() == (8 + 2 * 2) * 128 * 4097);
+static_assert(RowShards({6144, 18432}, 6144, false, 4).local_elements() == 6144 * 6144);
+static_assert(MergedColumnShards(64, {64, 64, 64, 96, 96}, false, Sources::fused, 8).out_local() == 48);
+static_assert(VocabShards(131073, 8, 4).rows_local() == 32769);
+
+TEST_CASE("shard arithmetic at a run-time degree: local_elements is what the plans hold, and the layers use it") {
+  for (int d = 1; d <= 8; ++d) {
+    CAPTURE(d);
+    auto count = [](const auto& g, int r) {
+      std::int64_t n = g.weight_plan(r).local.numel();
+      if (g.has_bias) n += g.bias_plan(r).local.numel();
+      return n;
+    };
+    const std::int64_t in = 840, heads = 840;  // divisible by 1..8
+    for (int r = 0; r < d; ++r) {
+      CAPTURE(r);
+      const RowShards row({in, 2 * in}, 16, true, d);
+      CHECK(count(row, r) == row.local_elements());
+      const ColumnShards col(16, in, true, d);
+      CHECK(count(col, r) == col.local_elements());
+      const MergedColumnShards mc(16, {in, 2 * in}, true, Sources::separate, d);
+      CHECK(count(mc, r) == mc.local_elements());
+      for (std::int64_t kv : {std::int64_t(1), std::int64_t(d), heads}) {
+        if (heads % kv != 0 || (kv % d != 0 && d % kv != 0)) continue;
+        const QkvShards qkv(32, 8, heads, kv, true, d);
+        CHECK(count(qkv, r) == qkv.local_elements());
+      }
+      const VocabShards vocab(1001, 8, d);
+      CHECK(count(vocab, r) == vocab.local_elements());
+    }
+  }
+  // The layer at TP<4> is its shard arithmetic at degree 4.
+  using C = Ctx<Layout<TP<4>, OnCpu>>;
+  CHECK(QKVParallel<C>(32, 8, 16, 2, true).local_elements() == QkvShards(32, 8, 16, 2, true, 4).local_elements());
+  CHECK(RowParallel<C>(std::vector<std::int64_t>{16, 32}, 8, false).in_local() == 12);
+  CHECK_THROWS_WITH_AS(RowShards({16}, 8, false, 0), doctest::Contains("must be at least 1"), Error);
+}
+
+namespace {
+// A weight source over full tensors in memory, with Checkpoint's reading interface.
+struct MapSource {
+  std::map<std::string, Tensor<float>> tensors;
+  Tensor<float> read(const std::string& n) const { return tensors.at(n); }
+  Tensor<float> read_plan(const ShardPlan& plan, std::span<const std::string> names,
+                          std::span<const std::vector<std::int64_t>> full) const {
+    std::vector<const Tensor<float>*> src;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      const auto& t = tensors.at(names[i]);
+      const auto& s = t.shape();
+      PDIFF_CHECK(i < full.size() && std::vector<std::int64_t>(s.dims.begin(), s.dims.begin() + s.rank) == full[i],
+                  "MapSource: '", names[i], "' does not have the layer's full shape");
+      src.push_back(&t);
+    }
+    return materialize(plan, src);
+  }
+};
+static_assert(WeightSource<MapSource> && WeightSource<Checkpoint>);
+static_assert(!WeightSource<Tensor<float>>);
+}  // namespace
+
+TEST_CASE("layers load their own shard from a weight source (names only; shapes come from the layer)") {
+  using C = Ctx<Layout<TP<2>, OnCpu>>;
+  MapSource src;
+  src.tensors = {{"q", random({16, 8}, 1)},  {"k", random({8, 8}, 2)},   {"v", random({8, 8}, 3)},
+                 {"bq", random({16}, 4)},    {"bk", random({8}, 5)},     {"bv", random({8}, 6)},
+                 {"o", random({8, 16}, 7)},  {"gate", random({12, 8}, 8)}, {"up", random({12, 8}, 9)},
+                 {"emb", random({11, 8}, 10)}};
+  const auto& t = src.tensors;
+  for (int r = 0; r < 2; ++r) {
+    CAPTURE(r);
+    QKVParallel<C> a(8, 4, 4, 2, true), b(8, 4, 4, 2, true);
+    a.load(src, r, {"q", "k", "v"}, {"bq", "bk", "bv"});
+    b.load(r, t.at("q"), t.at("k"), t.at("v"), &t.at("bq"), &t.at("bk"), &t.at("bv"));
+    CHECK(rel_err(a.core.weight, b.core.weight) == 0.0);
+    CHECK(rel_err(a.core.bias, b.core.bias) == 0.0);
+    RowParallel<C> o1(16, 8, false), o2(16, 8, false);
+    o1.load(src, r, {"o"});
+    o2.load(r, t.at("o"));
+    CHECK(rel_err(o1.core.weight, o2.core.weight) == 0.0);
+    MergedColumnParallel<C> m1(8, {12, 12}, false, Sources::separate), m2(8, {12, 12}, false, Sources::separate);
+    m1.load(src, r, {"gate", "up"});
+    const Tensor<float>* gu[] = {&t.at("gate"), &t.at("up")};
+    m2.load(r, gu);
+    CHECK(rel_err(m1.core.weight, m2.core.weight) == 0.0);
+    VocabParallelEmbedding<C> e1(11, 8), e2(11, 8);
+    e1.load(src, r, {"emb"});
+    e2.load(r, t.at("emb"));
+    CHECK(rel_err(e1.weight, e2.weight) == 0.0);
+    CHECK(e1.weight.size(0) == 6);  // 11 rows padded to 12, 6 per rank
+  }
+  QKVParallel<C> q(8, 4, 4, 2, true);
+  CHECK_THROWS_WITH_AS(q.load(src, 0, {"q", "k"}), doctest::Contains("3 weight tensor(s) expected, 2 named"), Error);
+  CHECK_THROWS_WITH_AS(q.load(src, 0, {"q", "k", "v"}), doctest::Contains("has a bias: 3 bias tensor(s) expected, 0"),
+                       Error);
+  RowParallel<C> o(16, 8, false);
+  CHECK_THROWS_WITH_AS(o.load(src, 0, {"o"}, {"bq"}), doctest::Contains("'bq' given but the layer of 'o' has no bias"),
+                       Error);
+  RowParallel<C> wrong(8, 8, false);  // the config says (8, 8); the source holds (8, 16)
+  CHECK_THROWS_WITH_AS(wrong.load(src, 0, {"o"}), doctest::Contains("does not have the layer's full shape"), Error);
 }

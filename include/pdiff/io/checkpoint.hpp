@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "pdiff/io/safetensors.hpp"
-#include "pdiff/layers/shard.hpp"
+#include "pdiff/io/shard_plan.hpp"
 
 namespace pdiff {
 

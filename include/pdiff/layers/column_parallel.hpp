@@ -11,29 +11,49 @@
 
 namespace pdiff {
 
+// ColumnParallel's shard arithmetic for a degree given as a value (compile-time or run-time).
+struct ColumnShards {
+  std::int64_t in = 0, out = 0;
+  bool has_bias = false;
+  int degree = 1;
+
+  constexpr ColumnShards() = default;
+  constexpr ColumnShards(std::int64_t in_features, std::int64_t out_features, bool bias, int degree_)
+      : in(in_features), out(out_features), has_bias(bias), degree(degree_) {
+    even_range(out, degree, 0, "ColumnParallel: out_features");
+  }
+  constexpr std::int64_t out_local() const { return out / degree; }
+  constexpr std::int64_t local_elements() const { return out_local() * (in + (has_bias ? 1 : 0)); }
+
+  ShardPlan weight_plan(int r) const {
+    auto [b, e] = even_range(out, degree, r, "ColumnParallel: out_features");
+    return {Shape{e - b, in}, 0, {{0, 0, b, e}}};
+  }
+  ShardPlan bias_plan(int r) const {
+    auto [b, e] = even_range(out, degree, r, "ColumnParallel: out_features");
+    return {Shape{e - b}, 0, {{0, 0, b, e}}};
+  }
+  FullShapes weight_shapes() const { return {{out, in}}; }
+  FullShapes bias_shapes() const { return {{out}}; }
+};
+
 template <class C, Axis A = Axis::tp>
-struct ColumnParallel {
+struct ColumnParallel : ColumnShards {
   using tensor = typename C::tensor;
   static constexpr int parts = C::layout::degree(A);
-  std::int64_t in = 0, out = 0;
-  bool has_bias = false, gather_output = false;
+  bool gather_output = false;
   detail::LinearCore<C> core;
 
   ColumnParallel() = default;
   ColumnParallel(std::int64_t in_features, std::int64_t out_features, bool bias, bool gather = false)
-      : in(in_features), out(out_features), has_bias(bias), gather_output(gather) {
-    even_range(out, parts, 0, "ColumnParallel: out_features");
-  }
-  std::int64_t out_local() const { return out / parts; }
+      : ColumnShards(in_features, out_features, bias, parts), gather_output(gather) {}
 
-  ShardPlan weight_plan(int r) const {
-    auto [b, e] = even_range(out, parts, r, "ColumnParallel: out_features");
-    return {Shape{e - b, in}, 0, {{0, 0, b, e}}};
+  // Rank r's shard from a weight source: `weights` = {W (out, in)}, `biases` = {b (out)} when the layer has one.
+  template <WeightSource S>
+  void load(const S& source, int r, const TensorNames& weights, const TensorNames& biases = {}) {
+    detail::load_shard(core, *this, source, r, weights, biases);
   }
-  ShardPlan bias_plan(int r) const {
-    auto [b, e] = even_range(out, parts, r, "ColumnParallel: out_features");
-    return {Shape{e - b}, 0, {{0, 0, b, e}}};
-  }
+  // Rank r's shard cut from full tensors in memory (tests).
   void load(int r, const Tensor<float, OnCpu>& w, const Tensor<float, OnCpu>* b = nullptr) {
     PDIFF_CHECK(!has_bias || b, "ColumnParallel: the layer has a bias but none was given");
     core.set(materialize(weight_plan(r), w));

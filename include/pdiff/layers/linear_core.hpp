@@ -6,13 +6,14 @@
 #pragma once
 
 #include <span>
+#include <string>
 #include <type_traits>
 #include <vector>
 
 #include "pdiff/backend/cpu/bf16_weights.hpp"
 #include "pdiff/backend/ops.hpp"
 #include "pdiff/layers/ctx.hpp"
-#include "pdiff/layers/shard.hpp"
+#include "pdiff/io/shard_plan.hpp"
 
 namespace pdiff::detail {
 
@@ -78,6 +79,24 @@ struct LinearCore {
     if (!bias.empty()) add_(y, bias);
   }
 };
+
+// Reads rank r's shard of a linear layer from a weight source into `core`. G is the layer's shard
+// geometry (weight_plan / bias_plan / weight_shapes / bias_shapes / has_bias); `weights` and `biases` name the
+// checkpoint tensors in the order of its shapes, so a checkpoint that disagrees with the config is an error
+// naming both shapes.
+template <class C, class G, WeightSource S>
+void load_shard(LinearCore<C>& core, const G& g, const S& source, int r, const TensorNames& weights,
+                const TensorNames& biases) {
+  const auto ws = g.weight_shapes();
+  PDIFF_CHECK(weights.size() == ws.size(), "linear: ", ws.size(), " weight tensor(s) expected, ", weights.size(),
+              " named", weights.empty() ? std::string() : " (" + weights[0] + ", ...)");
+  PDIFF_CHECK(biases.empty() || g.has_bias, "linear: '", biases.empty() ? std::string() : biases[0],
+              "' given but the layer of '", weights[0], "' has no bias");
+  PDIFF_CHECK(!g.has_bias || biases.size() == g.bias_shapes().size(), "linear: the layer of '", weights[0],
+              "' has a bias: ", g.bias_shapes().size(), " bias tensor(s) expected, ", biases.size(), " named");
+  core.set(source.read_plan(g.weight_plan(r), weights, ws));
+  if (g.has_bias) core.bias = to_ctx<C>(source.read_plan(g.bias_plan(r), biases, g.bias_shapes()));
+}
 
 // Group g of x's rows times layer g's weight, for layers of one shape (a MoE layer's experts):
 // x (n, in) with rows[g] rows per group, Σ rows = n → (n, out). One grouped GEMM on CUDA; on the CPU

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <numeric>
+#include <utility>
 #include <vector>
 
 #include "pdiff/layers/linear_core.hpp"
@@ -18,26 +19,27 @@ namespace pdiff {
 
 enum class Sources { separate, fused };
 
-template <class C, Axis A = Axis::tp>
-struct MergedColumnParallel {
-  using tensor = typename C::tensor;
-  static constexpr int parts = C::layout::degree(A);
+// MergedColumnParallel's shard arithmetic for a degree given as a value (compile-time or run-time).
+struct MergedColumnShards {
   std::int64_t in = 0;
   std::vector<std::int64_t> sizes;
   bool has_bias = false;
   Sources sources = Sources::separate;
-  detail::LinearCore<C> core;
+  int degree = 1;
 
-  MergedColumnParallel() = default;
-  MergedColumnParallel(std::int64_t in_features, std::vector<std::int64_t> part_sizes, bool bias, Sources src)
-      : in(in_features), sizes(std::move(part_sizes)), has_bias(bias), sources(src) {
-    for (auto s : sizes) even_range(s, parts, 0, "MergedColumnParallel: part size");
+  constexpr MergedColumnShards() = default;
+  constexpr MergedColumnShards(std::int64_t in_features, std::vector<std::int64_t> part_sizes, bool bias, Sources src,
+                               int degree_)
+      : in(in_features), sizes(std::move(part_sizes)), has_bias(bias), sources(src), degree(degree_) {
+    for (auto s : sizes) even_range(s, degree, 0, "MergedColumnParallel: part size");
   }
-  std::int64_t out_local() const { return std::accumulate(sizes.begin(), sizes.end(), std::int64_t(0)) / parts; }
+  constexpr std::int64_t out() const { return std::accumulate(sizes.begin(), sizes.end(), std::int64_t(0)); }
+  constexpr std::int64_t out_local() const { return out() / degree; }
+  constexpr std::int64_t local_elements() const { return out_local() * (in + (has_bias ? 1 : 0)); }
   // Column offset of part i inside the local output.
-  std::int64_t part_offset(std::size_t i) const {
+  constexpr std::int64_t part_offset(std::size_t i) const {
     std::int64_t o = 0;
-    for (std::size_t j = 0; j < i; ++j) o += sizes[j] / parts;
+    for (std::size_t j = 0; j < i; ++j) o += sizes[j] / degree;
     return o;
   }
 
@@ -46,7 +48,7 @@ struct MergedColumnParallel {
     p.local = for_bias ? Shape{out_local()} : Shape{out_local(), in};
     std::int64_t base = 0;
     for (std::size_t i = 0; i < sizes.size(); ++i) {
-      auto [b, e] = even_range(sizes[i], parts, r, "MergedColumnParallel: part size");
+      auto [b, e] = even_range(sizes[i], degree, r, "MergedColumnParallel: part size");
       if (sources == Sources::separate) p.slices.push_back({int(i), 0, b, e});
       else p.slices.push_back({0, 0, base + b, base + e});
       base += sizes[i];
@@ -55,7 +57,39 @@ struct MergedColumnParallel {
   }
   ShardPlan weight_plan(int r) const { return plan(r, false); }
   ShardPlan bias_plan(int r) const { return plan(r, true); }
+  // Separate sources: one (size_i, in) tensor per part; fused: one (Σ sizes, in).
+  FullShapes weight_shapes() const { return shapes(true); }
+  FullShapes bias_shapes() const { return shapes(false); }
 
+ private:
+  FullShapes shapes(bool weight) const {
+    FullShapes f;
+    if (sources == Sources::fused) f.push_back({out()});
+    else
+      for (auto s : sizes) f.push_back({s});
+    if (weight)
+      for (auto& s : f) s.push_back(in);
+    return f;
+  }
+};
+
+template <class C, Axis A = Axis::tp>
+struct MergedColumnParallel : MergedColumnShards {
+  using tensor = typename C::tensor;
+  static constexpr int parts = C::layout::degree(A);
+  detail::LinearCore<C> core;
+
+  MergedColumnParallel() = default;
+  MergedColumnParallel(std::int64_t in_features, std::vector<std::int64_t> part_sizes, bool bias, Sources src)
+      : MergedColumnShards(in_features, std::move(part_sizes), bias, src, parts) {}
+
+  // Rank r's shard from a weight source: `weights` names one tensor per part (separate) or the one fused
+  // tensor, `biases` likewise when the layer has them.
+  template <WeightSource S>
+  void load(const S& source, int r, const TensorNames& weights, const TensorNames& biases = {}) {
+    detail::load_shard(core, *this, source, r, weights, biases);
+  }
+  // Rank r's shard cut from full tensors in memory (tests).
   void load(int r, std::span<const Tensor<float, OnCpu>* const> w,
             std::span<const Tensor<float, OnCpu>* const> b = {}) {
     PDIFF_CHECK(!has_bias || !b.empty(), "MergedColumnParallel: the layer has a bias but none was given");

@@ -31,7 +31,7 @@
 #include "pdiff/comm/tensor_collectives.hpp"
 #include "pdiff/layers/ctx.hpp"
 #include "pdiff/layers/linear_core.hpp"
-#include "pdiff/layers/shard.hpp"
+#include "pdiff/io/shard_plan.hpp"
 #include "pdiff/parallel/axis.hpp"
 
 namespace pdiff {

@@ -9,6 +9,8 @@
 // (B, S, kv_local, D). Rules: H divisible by P; Hkv divisible by P or P by Hkv.
 #pragma once
 
+#include <utility>
+
 #include "pdiff/layers/linear_core.hpp"
 #include "pdiff/parallel/axis.hpp"
 
@@ -19,38 +21,39 @@ struct Qkv {
   Tn q, k, v;  // (B, S, heads, head_dim)
 };
 
-template <class C, Axis A = Axis::tp>
-struct QKVParallel {
-  using tensor = typename C::tensor;
-  static constexpr int parts = C::layout::degree(A);
+// QKVParallel's shard arithmetic for a degree given as a value (compile-time or run-time).
+struct QkvShards {
   std::int64_t hidden = 0, head_dim = 0, heads = 0, kv_heads = 0;
   bool has_bias = false;
-  detail::LinearCore<C> core;
+  int degree = 1;
 
-  QKVParallel() = default;
-  QKVParallel(std::int64_t hidden_size, std::int64_t head_dim_, std::int64_t num_heads, std::int64_t num_kv_heads,
-              bool bias)
-      : hidden(hidden_size), head_dim(head_dim_), heads(num_heads), kv_heads(num_kv_heads), has_bias(bias) {
-    PDIFF_CHECK(heads % parts == 0, "QKVParallel: num_heads (", heads, ") must be divisible by the ", parts,
-                " shards of its axis");
+  constexpr QkvShards() = default;
+  constexpr QkvShards(std::int64_t hidden_size, std::int64_t head_dim_, std::int64_t num_heads,
+                      std::int64_t num_kv_heads, bool bias, int degree_)
+      : hidden(hidden_size), head_dim(head_dim_), heads(num_heads), kv_heads(num_kv_heads), has_bias(bias),
+        degree(degree_) {
+    PDIFF_CHECK(degree >= 1 && heads % degree == 0, "QKVParallel: num_heads (", heads, ") must be divisible by the ",
+                degree, " shards of its axis");
     PDIFF_CHECK(kv_heads > 0 && heads % kv_heads == 0, "QKVParallel: num_heads (", heads,
                 ") must be a multiple of num_kv_heads (", kv_heads, ")");
-    PDIFF_CHECK(kv_heads % parts == 0 || parts % kv_heads == 0, "QKVParallel: num_kv_heads (", kv_heads,
-                ") and the shard count (", parts, ") must divide one another");
+    PDIFF_CHECK(kv_heads % degree == 0 || degree % kv_heads == 0, "QKVParallel: num_kv_heads (", kv_heads,
+                ") and the shard count (", degree, ") must divide one another");
   }
-  std::int64_t heads_local() const { return heads / parts; }
-  std::int64_t kv_local() const { return kv_heads >= parts ? kv_heads / parts : 1; }
-  std::pair<std::int64_t, std::int64_t> kv_range(int r) const {
-    if (kv_heads >= parts) return {r * kv_local(), (r + 1) * kv_local()};
-    std::int64_t h = r / (parts / kv_heads);
+  constexpr std::int64_t heads_local() const { return heads / degree; }
+  constexpr std::int64_t kv_local() const { return kv_heads >= degree ? kv_heads / degree : 1; }
+  constexpr std::int64_t out_local() const { return (heads_local() + 2 * kv_local()) * head_dim; }
+  constexpr std::int64_t local_elements() const { return out_local() * (hidden + (has_bias ? 1 : 0)); }
+  constexpr std::pair<std::int64_t, std::int64_t> kv_range(int r) const {
+    if (kv_heads >= degree) return {r * kv_local(), (r + 1) * kv_local()};
+    const std::int64_t h = r / (degree / kv_heads);
     return {h, h + 1};
   }
 
   ShardPlan plan(int r, bool for_bias) const {
-    const std::int64_t hq = heads_local(), hk = kv_local();
+    const std::int64_t hq = heads_local();
     auto [kb, ke] = kv_range(r);
     ShardPlan p;
-    p.local = for_bias ? Shape{(hq + 2 * hk) * head_dim} : Shape{(hq + 2 * hk) * head_dim, hidden};
+    p.local = for_bias ? Shape{out_local()} : Shape{out_local(), hidden};
     p.cat_dim = 0;
     p.slices = {{0, 0, r * hq * head_dim, (r + 1) * hq * head_dim},
                 {1, 0, kb * head_dim, ke * head_dim},
@@ -59,7 +62,30 @@ struct QKVParallel {
   }
   ShardPlan weight_plan(int r) const { return plan(r, false); }
   ShardPlan bias_plan(int r) const { return plan(r, true); }
+  // {Wq (H·D, hidden), Wk (Hkv·D, hidden), Wv (Hkv·D, hidden)}; the biases without `hidden`.
+  FullShapes weight_shapes() const {
+    return {{heads * head_dim, hidden}, {kv_heads * head_dim, hidden}, {kv_heads * head_dim, hidden}};
+  }
+  FullShapes bias_shapes() const { return {{heads * head_dim}, {kv_heads * head_dim}, {kv_heads * head_dim}}; }
+};
 
+template <class C, Axis A = Axis::tp>
+struct QKVParallel : QkvShards {
+  using tensor = typename C::tensor;
+  static constexpr int parts = C::layout::degree(A);
+  detail::LinearCore<C> core;
+
+  QKVParallel() = default;
+  QKVParallel(std::int64_t hidden_size, std::int64_t head_dim_, std::int64_t num_heads, std::int64_t num_kv_heads,
+              bool bias)
+      : QkvShards(hidden_size, head_dim_, num_heads, num_kv_heads, bias, parts) {}
+
+  // Rank r's shard from a weight source: `weights` = {Wq, Wk, Wv}, `biases` = {bq, bk, bv} when the layer has them.
+  template <WeightSource S>
+  void load(const S& source, int r, const TensorNames& weights, const TensorNames& biases = {}) {
+    detail::load_shard(core, *this, source, r, weights, biases);
+  }
+  // Rank r's shard cut from full tensors in memory (tests).
   void load(int r, const Tensor<float, OnCpu>& wq, const Tensor<float, OnCpu>& wk, const Tensor<float, OnCpu>& wv,
             const Tensor<float, OnCpu>* bq = nullptr, const Tensor<float, OnCpu>* bk = nullptr,
             const Tensor<float, OnCpu>* bv = nullptr) {

@@ -19,6 +19,15 @@ struct Replicated {
 
   ShardPlan weight_plan(int = 0) const { return {Shape{out, in}, 0, {{0, 0, 0, out}}}; }
   ShardPlan bias_plan(int = 0) const { return {Shape{out}, 0, {{0, 0, 0, out}}}; }
+  FullShapes weight_shapes() const { return {{out, in}}; }
+  FullShapes bias_shapes() const { return {{out}}; }
+  constexpr std::int64_t local_elements() const { return out * (in + (has_bias ? 1 : 0)); }
+
+  // The whole weight from a weight source: `weights` = {W (out, in)}, `biases` = {b (out)} when the layer has one.
+  template <WeightSource S>
+  void load(const S& source, const TensorNames& weights, const TensorNames& biases = {}) {
+    detail::load_shard(core, *this, source, 0, weights, biases);
+  }
 
   void load(const Tensor<float, OnCpu>& w, const Tensor<float, OnCpu>* b = nullptr) {
     PDIFF_CHECK(!has_bias || b, "Replicated: the layer has a bias but none was given");

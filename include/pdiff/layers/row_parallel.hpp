@@ -7,6 +7,7 @@
 // wants a sharded sequence.
 #pragma once
 
+#include <utility>
 #include <vector>
 
 #include "pdiff/comm/tensor_collectives.hpp"
@@ -17,13 +18,45 @@ namespace pdiff {
 
 enum class Reduce { all_reduce, scatter_seq };
 
-template <class C, Axis A = Axis::tp>
-struct RowParallel {
-  using tensor = typename C::tensor;
-  static constexpr int parts = C::layout::degree(A);
+// RowParallel's shard arithmetic for a degree given as a value (compile-time or run-time): what the layer
+// uses with its axis's degree, and what parameter plans use for any TP degree without a layout type.
+struct RowShards {
   std::int64_t in = 0, out = 0;
   std::vector<std::int64_t> in_parts;  // packed input blocks; {in} when not packed
   bool has_bias = false;
+  int degree = 1;
+
+  constexpr RowShards() = default;
+  constexpr RowShards(std::vector<std::int64_t> packed_in, std::int64_t out_features, bool bias, int degree_)
+      : out(out_features), in_parts(std::move(packed_in)), has_bias(bias), degree(degree_) {
+    for (auto p : in_parts) {
+      even_range(p, degree, 0, "RowParallel: in_features");
+      in += p;
+    }
+  }
+  constexpr std::int64_t in_local() const { return in / degree; }
+  // Parameter elements of one rank (every rank holds the same count).
+  constexpr std::int64_t local_elements() const { return out * in_local() + (has_bias ? out : 0); }
+
+  ShardPlan weight_plan(int r) const {
+    ShardPlan plan{Shape{out, in_local()}, 1, {}};
+    std::int64_t base = 0;
+    for (auto p : in_parts) {
+      auto [b, e] = even_range(p, degree, r, "RowParallel: in_features");
+      plan.slices.push_back({0, 1, base + b, base + e});
+      base += p;
+    }
+    return plan;
+  }
+  ShardPlan bias_plan(int = 0) const { return {Shape{out}, 0, {{0, 0, 0, out}}}; }
+  FullShapes weight_shapes() const { return {{out, in}}; }
+  FullShapes bias_shapes() const { return {{out}}; }
+};
+
+template <class C, Axis A = Axis::tp>
+struct RowParallel : RowShards {
+  using tensor = typename C::tensor;
+  static constexpr int parts = C::layout::degree(A);
   Reduce reduce = Reduce::all_reduce;
   detail::LinearCore<C> core;
 
@@ -31,25 +64,14 @@ struct RowParallel {
   RowParallel(std::int64_t in_features, std::int64_t out_features, bool bias, Reduce how = Reduce::all_reduce)
       : RowParallel(std::vector<std::int64_t>{in_features}, out_features, bias, how) {}
   RowParallel(std::vector<std::int64_t> packed_in, std::int64_t out_features, bool bias, Reduce how = Reduce::all_reduce)
-      : out(out_features), in_parts(std::move(packed_in)), has_bias(bias), reduce(how) {
-    for (auto p : in_parts) {
-      even_range(p, parts, 0, "RowParallel: in_features");
-      in += p;
-    }
-  }
-  std::int64_t in_local() const { return in / parts; }
+      : RowShards(std::move(packed_in), out_features, bias, parts), reduce(how) {}
 
-  ShardPlan weight_plan(int r) const {
-    ShardPlan plan{Shape{out, in_local()}, 1, {}};
-    std::int64_t base = 0;
-    for (auto p : in_parts) {
-      auto [b, e] = even_range(p, parts, r, "RowParallel: in_features");
-      plan.slices.push_back({0, 1, base + b, base + e});
-      base += p;
-    }
-    return plan;
+  // Rank r's shard from a weight source: `weights` = {W (out, in)}, `biases` = {b (out)} when the layer has one.
+  template <WeightSource S>
+  void load(const S& source, int r, const TensorNames& weights, const TensorNames& biases = {}) {
+    detail::load_shard(core, *this, source, r, weights, biases);
   }
-  ShardPlan bias_plan(int = 0) const { return {Shape{out}, 0, {{0, 0, 0, out}}}; }
+  // Rank r's shard cut from full tensors in memory (tests).
   void load(int r, const Tensor<float, OnCpu>& w, const Tensor<float, OnCpu>* b = nullptr) {
     PDIFF_CHECK(!has_bias || b, "RowParallel: the layer has a bias but none was given");
     core.set(materialize(weight_plan(r), w));

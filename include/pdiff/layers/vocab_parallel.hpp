@@ -14,27 +14,48 @@
 
 namespace pdiff {
 
-template <class C, Axis A = Axis::tp>
-struct VocabParallelEmbedding {
-  using tensor = typename C::tensor;
-  static constexpr int parts = C::layout::degree(A);
+// The vocabulary's shard arithmetic for a degree given as a value (compile-time or run-time): rows
+// [r·V'/P, (r+1)·V'/P) of the padded vocabulary V' = P·ceil(V/P).
+struct VocabShards {
   std::int64_t vocab = 0, dim = 0;
-  Tensor<float, OnCpu> weight;   // (V'/P, dim), on the host: rows are gathered there, then moved
-  Tensor<bf16, OnCpu> weight16;  // the same kept bf16 when the checkpoint is (backend/cpu/bf16_weights.hpp)
+  int degree = 1;
+  static constexpr bool has_bias = false;
 
-  VocabParallelEmbedding() = default;
-  VocabParallelEmbedding(std::int64_t vocab_size, std::int64_t embed_dim) : vocab(vocab_size), dim(embed_dim) {}
-  std::int64_t rows_local() const { return (vocab + parts - 1) / parts; }
+  constexpr VocabShards() = default;
+  constexpr VocabShards(std::int64_t vocab_size, std::int64_t embed_dim, int degree_)
+      : vocab(vocab_size), dim(embed_dim), degree(degree_) {
+    PDIFF_CHECK(degree >= 1, "VocabParallel: the number of shards (", degree, ") must be at least 1");
+  }
+  constexpr std::int64_t rows_local() const { return (vocab + degree - 1) / degree; }
+  constexpr std::int64_t local_elements() const { return rows_local() * dim; }
 
   ShardPlan weight_plan(int r) const {
     const std::int64_t n = rows_local();
     return {Shape{n, dim}, 0, {{0, 0, r * n, (r + 1) * n}}};
   }
-  void load(int r, const Tensor<float, OnCpu>& w) {
-    auto local = materialize(weight_plan(r), w);
-    if (keep_bf16(local)) weight16 = convert<bf16>(local), weight = {};
-    else weight = local, weight16 = {};
+  ShardPlan bias_plan(int) const { return {}; }
+  FullShapes weight_shapes() const { return {{vocab, dim}}; }
+  FullShapes bias_shapes() const { return {}; }
+};
+
+template <class C, Axis A = Axis::tp>
+struct VocabParallelEmbedding : VocabShards {
+  using tensor = typename C::tensor;
+  static constexpr int parts = C::layout::degree(A);
+  Tensor<float, OnCpu> weight;   // (V'/P, dim), on the host: rows are gathered there, then moved
+  Tensor<bf16, OnCpu> weight16;  // the same kept bf16 when the checkpoint is (backend/cpu/bf16_weights.hpp)
+
+  VocabParallelEmbedding() = default;
+  VocabParallelEmbedding(std::int64_t vocab_size, std::int64_t embed_dim) : VocabShards(vocab_size, embed_dim, parts) {}
+
+  // Rank r's rows from a weight source: `weights` = {E (vocab, dim)}.
+  template <WeightSource S>
+  void load(const S& source, int r, const TensorNames& weights) {
+    PDIFF_CHECK(weights.size() == 1, "VocabParallelEmbedding: one tensor expected, ", weights.size(), " named");
+    set(source.read_plan(weight_plan(r), weights, weight_shapes()));
   }
+  // Rank r's rows cut from the full table in memory (tests).
+  void load(int r, const Tensor<float, OnCpu>& w) { set(materialize(weight_plan(r), w)); }
 
   template <class R>
   tensor forward(R& rank, const Tensor<std::int64_t, OnCpu>& ids) const {
@@ -56,22 +77,29 @@ struct VocabParallelEmbedding {
     if constexpr (parts > 1) all_reduce_(axis_comm<A>(rank), y);
     return y;
   }
+
+ private:
+  void set(const Tensor<float, OnCpu>& local) {
+    if (keep_bf16(local)) weight16 = convert<bf16>(local), weight = {};
+    else weight = local, weight16 = {};
+  }
 };
 
 template <class C, Axis A = Axis::tp>
-struct VocabParallelLMHead {
+struct VocabParallelLMHead : VocabShards {
   using tensor = typename C::tensor;
   static constexpr int parts = C::layout::degree(A);
-  std::int64_t vocab = 0, dim = 0;
   detail::LinearCore<C> core;
 
   VocabParallelLMHead() = default;
-  VocabParallelLMHead(std::int64_t vocab_size, std::int64_t hidden) : vocab(vocab_size), dim(hidden) {}
-  std::int64_t rows_local() const { return (vocab + parts - 1) / parts; }
-  ShardPlan weight_plan(int r) const {
-    const std::int64_t n = rows_local();
-    return {Shape{n, dim}, 0, {{0, 0, r * n, (r + 1) * n}}};
+  VocabParallelLMHead(std::int64_t vocab_size, std::int64_t hidden) : VocabShards(vocab_size, hidden, parts) {}
+
+  // Rank r's rows from a weight source: `weights` = {W (vocab, hidden)} (the embedding's when tied).
+  template <WeightSource S>
+  void load(const S& source, int r, const TensorNames& weights) {
+    detail::load_shard(core, *this, source, r, weights, {});
   }
+  // Rank r's rows cut from the full matrix in memory (tests).
   void load(int r, const Tensor<float, OnCpu>& w) { core.set(materialize(weight_plan(r), w)); }
 
   template <class R>

@@ -86,10 +86,8 @@ class BagelLlm {
     const int r = L::coord(Axis::tp, rank.index);
     const std::int64_t D = cfg.hidden_size, hd = cfg.head_dim(), H = cfg.num_attention_heads,
                        Hk = cfg.num_key_value_heads, I = cfg.intermediate_size;
-    using Shapes = std::vector<std::vector<std::int64_t>>;
-    using Names = std::vector<std::string>;
     m.embed = VocabParallelEmbedding<C>(cfg.vocab_size, D);
-    m.embed.weight = ck.read_plan(m.embed.weight_plan(r), Names{p + "embed_tokens.weight"}, Shapes{{cfg.vocab_size, D}});
+    m.embed.load(ck, r, {p + "embed_tokens.weight"});
     for (std::int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
       const std::string l = p + "layers." + std::to_string(i) + ".";
       Layer y;
@@ -106,19 +104,14 @@ class BagelLlm {
         w.k_norm.load(ck.read(l + "self_attn.k_norm" + g + ".weight"));
         w.qkv = QKVParallel<C>(D, hd, H, Hk, true);
         const std::string a = l + "self_attn.";
-        w.qkv.core.set(ck.read_plan(w.qkv.weight_plan(r),
-                                    Names{a + "q_proj" + g + ".weight", a + "k_proj" + g + ".weight", a + "v_proj" + g + ".weight"},
-                                    Shapes{{H * hd, D}, {Hk * hd, D}, {Hk * hd, D}}));
-        w.qkv.core.bias = to_ctx<C>(ck.read_plan(
-            w.qkv.bias_plan(r), Names{a + "q_proj" + g + ".bias", a + "k_proj" + g + ".bias", a + "v_proj" + g + ".bias"},
-            Shapes{{H * hd}, {Hk * hd}, {Hk * hd}}));
+        w.qkv.load(ck, r, {a + "q_proj" + g + ".weight", a + "k_proj" + g + ".weight", a + "v_proj" + g + ".weight"},
+                   {a + "q_proj" + g + ".bias", a + "k_proj" + g + ".bias", a + "v_proj" + g + ".bias"});
         w.o = RowParallel<C>(H * hd, D, false);
-        w.o.core.set(ck.read_plan(w.o.weight_plan(r), Names{a + "o_proj" + g + ".weight"}, Shapes{{D, H * hd}}));
+        w.o.load(ck, r, {a + "o_proj" + g + ".weight"});
         const std::string f = l + "mlp" + g + ".";
         w.mlp = SwiGLUMLP<C>(D, I, false);
-        w.mlp.gate_up.core.set(ck.read_plan(w.mlp.gate_up.weight_plan(r), Names{f + "gate_proj.weight", f + "up_proj.weight"},
-                                            Shapes{{I, D}, {I, D}}));
-        w.mlp.down.core.set(ck.read_plan(w.mlp.down.weight_plan(r), Names{f + "down_proj.weight"}, Shapes{{D, I}}));
+        w.mlp.gate_up.load(ck, r, {f + "gate_proj.weight", f + "up_proj.weight"});
+        w.mlp.down.load(ck, r, {f + "down_proj.weight"});
       }
       m.layers.push_back(std::move(y));
     }

@@ -5,8 +5,10 @@
 // head (text generation is not run), the SigLIP tower (editing), the VAE (host fp32) and activations.
 #pragma once
 
-#include <algorithm>
-
+#include "pdiff/layers/merged_column_parallel.hpp"
+#include "pdiff/layers/qkv_parallel.hpp"
+#include "pdiff/layers/row_parallel.hpp"
+#include "pdiff/layers/vocab_parallel.hpp"
 #include "pdiff/models/bagel/config.hpp"
 #include "pdiff/models/param_plan.hpp"
 
@@ -22,15 +24,15 @@ inline BagelParamPlan bagel_param_plan(const BagelConfig& c, int tp) {
   PDIFF_CHECK(tp >= 1 && c.num_attention_heads % tp == 0, "BAGEL plan: ", c.num_attention_heads,
               " heads over TP<", tp, ">");
   const std::int64_t H = c.hidden_size, D = c.head_dim(), NH = c.num_attention_heads, I = c.intermediate_size;
-  const std::int64_t kv_local = std::max<std::int64_t>(1, c.num_key_value_heads / tp);
   BagelParamPlan p;
-  for (std::int64_t i = 0; i < c.num_hidden_layers; ++i)
-    for (int set = 0; set < 2; ++set) {
-      p.sharded += (NH / tp + 2 * kv_local) * D * (H + 1);  // q/k/v with biases
-      p.sharded += NH / tp * D * H + 3 * H * I / tp;        // o, gate|up, down
-      p.replicated += 2 * H + 2 * D;                        // the two layer norms, q/k norms
-    }
-  p.sharded += (c.vocab_size + tp - 1) / tp * H;  // embed_tokens
+  // One weight set of a layer as BagelLlm::load shards it (the layers' own shard arithmetic at degree tp).
+  const std::int64_t set = QkvShards(H, D, NH, c.num_key_value_heads, true, tp).local_elements() +
+                           RowShards({NH * D}, H, false, tp).local_elements() +
+                           MergedColumnShards(H, {I, I}, false, Sources::separate, tp).local_elements() +
+                           RowShards({I}, H, false, tp).local_elements();
+  p.sharded += c.num_hidden_layers * 2 * set;                 // understanding and generation weights
+  p.replicated += c.num_hidden_layers * 2 * (2 * H + 2 * D);  // the two layer norms, q/k norms
+  p.sharded += VocabShards(c.vocab_size, H, tp).local_elements();  // embed_tokens
   const std::int64_t PD = c.patch_latent_dim();
   p.replicated += 2 * H + (256 * H + H + H * H + H) + (PD * H + H) + (H * PD + PD) +
                   c.max_latent_size * c.max_latent_size * H;  // final norms, time embedder, vae2llm, llm2vae, pos table

@@ -34,15 +34,6 @@ Tensor<T, B> chunk(const Tensor<T, B>& t, int i, int n) {
   return narrow(t, -1, i * d, d);
 }
 
-// Reads a rank's shard of a layer from the weight source — a Checkpoint, or anything with its
-// read(name) / read_plan(plan, names, full) (the GPU benchmark's random weights) — checking full shapes
-// against the config.
-template <class Source>
-Tensor<float, OnCpu> read(const Source& ck, const ShardPlan& plan, std::vector<std::string> names,
-                                 std::vector<std::vector<std::int64_t>> full) {
-  return ck.read_plan(plan, names, full);
-}
-
 // One stream's attention inputs: LN → modulate → q/k/v → per-head RMSNorm.
 template <class C>
 struct StreamQkv {
@@ -86,7 +77,7 @@ struct Flux2DoubleBlock {
     auto stream = [&](const std::string& q, const std::string& k, const std::string& v, const std::string& nq,
                       const std::string& nk) {
       flux2::StreamQkv<C> s{QKVParallel<C>(D, hd, H, H, false), RMSNorm<C>(hd, c.eps), RMSNorm<C>(hd, c.eps)};
-      s.qkv.core.set(flux2::read(ck, s.qkv.weight_plan(r), {p + q, p + k, p + v}, {{D, D}, {D, D}, {D, D}}));
+      s.qkv.load(ck, r, {p + q, p + k, p + v});
       s.norm_q.load(ck.read(p + nq));
       s.norm_k.load(ck.read(p + nk));
       return s;
@@ -96,13 +87,13 @@ struct Flux2DoubleBlock {
     b.txt_qkv = stream("attn.add_q_proj.weight", "attn.add_k_proj.weight", "attn.add_v_proj.weight",
                        "attn.norm_added_q.weight", "attn.norm_added_k.weight");
     b.to_out = RowParallel<C>(D, D, false);
-    b.to_out.core.set(flux2::read(ck, b.to_out.weight_plan(r), {p + "attn.to_out.0.weight"}, {{D, D}}));
+    b.to_out.load(ck, r, {p + "attn.to_out.0.weight"});
     b.to_add_out = RowParallel<C>(D, D, false);
-    b.to_add_out.core.set(flux2::read(ck, b.to_add_out.weight_plan(r), {p + "attn.to_add_out.weight"}, {{D, D}}));
+    b.to_add_out.load(ck, r, {p + "attn.to_add_out.weight"});
     auto ffn = [&](const std::string& name) {
       flux2::FeedForward<C> f{MergedColumnParallel<C>(D, {M, M}, false, Sources::fused), RowParallel<C>(M, D, false)};
-      f.linear_in.core.set(flux2::read(ck, f.linear_in.weight_plan(r), {p + name + ".linear_in.weight"}, {{2 * M, D}}));
-      f.linear_out.core.set(flux2::read(ck, f.linear_out.weight_plan(r), {p + name + ".linear_out.weight"}, {{D, M}}));
+      f.linear_in.load(ck, r, {p + name + ".linear_in.weight"});
+      f.linear_out.load(ck, r, {p + name + ".linear_out.weight"});
       return f;
     };
     b.ff = ffn("ff");
@@ -151,13 +142,13 @@ struct Flux2SingleBlock {
     b.eps = c.eps;
     b.head_dim = hd;
     b.to_qkv_mlp = MergedColumnParallel<C>(D, {D, D, D, M, M}, false, Sources::fused);
-    b.to_qkv_mlp.core.set(flux2::read(ck, b.to_qkv_mlp.weight_plan(r), {p + "attn.to_qkv_mlp_proj.weight"}, {{3 * D + 2 * M, D}}));
+    b.to_qkv_mlp.load(ck, r, {p + "attn.to_qkv_mlp_proj.weight"});
     b.norm_q = RMSNorm<C>(hd, c.eps);
     b.norm_k = RMSNorm<C>(hd, c.eps);
     b.norm_q.load(ck.read(p + "attn.norm_q.weight"));
     b.norm_k.load(ck.read(p + "attn.norm_k.weight"));
     b.to_out = RowParallel<C>(std::vector<std::int64_t>{D, M}, D, false);
-    b.to_out.core.set(flux2::read(ck, b.to_out.weight_plan(r), {p + "attn.to_out.weight"}, {{D, D + M}}));
+    b.to_out.load(ck, r, {p + "attn.to_out.weight"});
     return b;
   }
 

@@ -1,46 +1,43 @@
 // pdiff/models/flux2/plan.hpp — per-rank parameter memory of the FLUX.2 transformer (and, with the
 // Mistral plan, of the whole dev pipeline), plus an activation estimate for a resolution.
 //
-// Counts the shapes the layers' own ShardPlans give for TP rank 0 (the largest shard), so the plan
-// cannot drift from what Flux2Transformer::load reads. Replicated on every rank: timestep/guidance
-// MLPs, the three modulation linears, x/context embedders, norm_out, proj_out, q/k norms.
+// Counts with the layers' own shard arithmetic at degree tp (RowShards, QkvShards, MergedColumnShards),
+// so the plan cannot drift from what Flux2Transformer::load reads, for any tp the shapes divide by.
+// Replicated on every rank: timestep/guidance MLPs, the three modulation linears, x/context embedders,
+// norm_out, proj_out, q/k norms.
 // Activations: the largest live set of one single-stream block over the joint sequence, per rank
 // (sequence split over ulysses·ring, heads/MLP split over tp) — an estimate, not a measurement.
 #pragma once
 
-#include "pdiff/models/flux2/config.hpp"
+#include "pdiff/layers/merged_column_parallel.hpp"
+#include "pdiff/layers/qkv_parallel.hpp"
+#include "pdiff/layers/row_parallel.hpp"
 #include "pdiff/layers/sequence.hpp"
+#include "pdiff/models/flux2/config.hpp"
 #include "pdiff/models/mistral/plan.hpp"
 
 namespace pdiff {
 
-template <int TPd>
-ParamPlan flux2_param_plan(const Flux2Config& cfg) {
-  using C = Ctx<Layout<TP<TPd>, OnCpu>>;
+inline ParamPlan flux2_param_plan(const Flux2Config& cfg, int tp) {
   const std::int64_t D = cfg.inner_dim(), M = cfg.mlp_hidden(), hd = cfg.attention_head_dim,
                      H = cfg.num_attention_heads, T = cfg.timestep_guidance_channels;
-  PDIFF_CHECK(H % TPd == 0, "Flux2 plan: num_attention_heads (", H, ") must be divisible by tp (", TPd, ")");
+  PDIFF_CHECK(tp >= 1 && H % tp == 0, "Flux2 plan: num_attention_heads (", H, ") must be divisible by tp (", tp, ")");
   ParamPlan p;
   const std::int64_t tmlp = T * D + D * D;
   p.replicated += tmlp * (cfg.guidance_embeds ? 2 : 1);
   p.replicated += D * 6 * D * 2 + D * 3 * D;                               // modulations
   p.replicated += cfg.in_channels * D + cfg.joint_attention_dim * D;       // embedders
   p.replicated += D * 2 * D + D * cfg.out_channels;                        // norm_out, proj_out
-  const std::int64_t qkv = QKVParallel<C>(D, hd, H, H, false).weight_plan(0).local.numel();
-  const std::int64_t out = RowParallel<C>(D, D, false).weight_plan(0).local.numel();
-  const std::int64_t ff = MergedColumnParallel<C>(D, {M, M}, false, Sources::fused).weight_plan(0).local.numel() +
-                          RowParallel<C>(M, D, false).weight_plan(0).local.numel();
+  const std::int64_t qkv = QkvShards(D, hd, H, H, false, tp).local_elements();
+  const std::int64_t out = RowShards({D}, D, false, tp).local_elements();
+  const std::int64_t ff = MergedColumnShards(D, {M, M}, false, Sources::fused, tp).local_elements() +
+                          RowShards({M}, D, false, tp).local_elements();
   p.sharded += cfg.num_layers * 2 * (qkv + out + ff);
   p.replicated += cfg.num_layers * 4 * hd + cfg.num_single_layers * 2 * hd;  // q/k norms
-  const std::int64_t single =
-      MergedColumnParallel<C>(D, {D, D, D, M, M}, false, Sources::fused).weight_plan(0).local.numel() +
-      RowParallel<C>(std::vector<std::int64_t>{D, M}, D, false).weight_plan(0).local.numel();
+  const std::int64_t single = MergedColumnShards(D, {D, D, D, M, M}, false, Sources::fused, tp).local_elements() +
+                              RowShards({D, M}, D, false, tp).local_elements();
   p.sharded += cfg.num_single_layers * single;
   return p;
-}
-
-inline ParamPlan flux2_param_plan(const Flux2Config& cfg, int tp) {
-  return detail::plan_for_tp(tp, "flux2_param_plan", [&](auto t) { return flux2_param_plan<decltype(t)::value>(cfg); });
 }
 
 // Bytes of the largest live activation set of one single-stream block per rank, for an image of

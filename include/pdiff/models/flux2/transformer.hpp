@@ -51,7 +51,7 @@ class Flux2Transformer {
                 cfg.num_attention_heads, ") must be divisible by tp*ulysses (", L::tp, "*", L::ulysses, ")");
     auto rep = [&](Replicated<C>& lin, std::int64_t in, std::int64_t out, const std::string& name) {
       lin = Replicated<C>(in, out, false);
-      lin.core.set(flux2::read(ck, lin.weight_plan(), {name}, {{out, in}}));
+      lin.load(ck, {name});
     };
     auto tmlp = [&](TimestepMLP<C>& t, const std::string& p) {
       t = TimestepMLP<C>(T, D, false);

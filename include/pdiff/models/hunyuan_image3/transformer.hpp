@@ -115,8 +115,7 @@ struct HunyuanAttention {
                            std::vector<std::string>{p + "qkv_proj.weight"},
                            std::vector<std::vector<std::int64_t>>{{(NH + 2 * KVH) * D, H}}));
     a.o = RowParallel<C>(NH * D, H, false);
-    a.o.core.set(ck.read_plan(a.o.weight_plan(L::coord(Axis::tp, rank.index)), std::vector<std::string>{p + "o_proj.weight"},
-                              std::vector<std::vector<std::int64_t>>{{H, NH * D}}));
+    a.o.load(ck, L::coord(Axis::tp, rank.index), {p + "o_proj.weight"});
     a.q_norm = RMSNorm<C>(D, c.rms_norm_eps);
     a.k_norm = RMSNorm<C>(D, c.rms_norm_eps);
     a.q_norm.load(ck.read(p + "query_layernorm.weight"));

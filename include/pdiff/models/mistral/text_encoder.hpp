@@ -76,7 +76,7 @@ class MistralTextEncoder {
                        Hk = cfg.num_key_value_heads, I = cfg.intermediate_size;
     const std::int64_t n = layers_needed < 0 ? cfg.num_hidden_layers : std::min(layers_needed, cfg.num_hidden_layers);
     m.embed = VocabParallelEmbedding<C>(cfg.vocab_size, D);
-    m.embed.weight = read(ck, m.embed.weight_plan(tp_rank), {p + "embed_tokens.weight"}, {{cfg.vocab_size, D}});
+    m.embed.load(ck, tp_rank, {p + "embed_tokens.weight"});
     for (std::int64_t i = 0; i < n; ++i) {
       const std::string l = p + "layers." + std::to_string(i) + ".";
       Layer y{RMSNorm<C>(D, cfg.rms_norm_eps), RMSNorm<C>(D, cfg.rms_norm_eps),
@@ -89,12 +89,10 @@ class MistralTextEncoder {
         y.attn.k_norm.load(ck.read(l + "self_attn.k_norm.weight"));
       }
       y.post_norm.load(ck.read(l + "post_attention_layernorm.weight"));
-      y.attn.qkv.core.set(read(ck, y.attn.qkv.weight_plan(tp_rank),
-                                    {l + "self_attn.q_proj.weight", l + "self_attn.k_proj.weight", l + "self_attn.v_proj.weight"},
-                                    {{H * hd, D}, {Hk * hd, D}, {Hk * hd, D}}));
-      y.attn.o.core.set(read(ck, y.attn.o.weight_plan(tp_rank), {l + "self_attn.o_proj.weight"}, {{D, H * hd}}));
-      y.mlp.gate_up.core.set(read(ck, y.mlp.gate_up.weight_plan(tp_rank), {l + "mlp.gate_proj.weight", l + "mlp.up_proj.weight"}, {{I, D}, {I, D}}));
-      y.mlp.down.core.set(read(ck, y.mlp.down.weight_plan(tp_rank), {l + "mlp.down_proj.weight"}, {{D, I}}));
+      y.attn.qkv.load(ck, tp_rank, {l + "self_attn.q_proj.weight", l + "self_attn.k_proj.weight", l + "self_attn.v_proj.weight"});
+      y.attn.o.load(ck, tp_rank, {l + "self_attn.o_proj.weight"});
+      y.mlp.gate_up.load(ck, tp_rank, {l + "mlp.gate_proj.weight", l + "mlp.up_proj.weight"});
+      y.mlp.down.load(ck, tp_rank, {l + "mlp.down_proj.weight"});
       m.layers.push_back(std::move(y));
     }
     m.norm = RMSNorm<C>(D, cfg.rms_norm_eps);
@@ -104,7 +102,7 @@ class MistralTextEncoder {
       m.lm_head = VocabParallelLMHead<C>(cfg.vocab_size, D);
       // transformers ties Mistral3's head by the top-level flag; the checkpoint tells: no head → tied
       std::string head = find_lm_head(ck, p + "embed_tokens.weight");
-      m.lm_head.core.set(read(ck, m.lm_head.weight_plan(tp_rank), {head}, {{cfg.vocab_size, D}}));
+      m.lm_head.load(ck, tp_rank, {head});
       m.has_lm_head = true;
     }
     return m;
@@ -227,10 +225,6 @@ class MistralTextEncoder {
     for (const char* n : {"lm_head.weight", "language_model.lm_head.weight"})
       if (ck.contains(n)) return n;
     return tied;
-  }
-  static Tensor<float, OnCpu> read(const Checkpoint& ck, const ShardPlan& plan, std::vector<std::string> names,
-                                   std::vector<std::vector<std::int64_t>> full) {
-    return ck.read_plan(plan, names, full);
   }
 };
 

@@ -1,4 +1,5 @@
-// pdiff/layers/shard.hpp — how a rank's parameter is cut from checkpoint tensors.
+// pdiff/io/shard_plan.hpp — how a rank's parameter is cut from checkpoint tensors, and what a weight
+// source is.
 //
 // A ShardPlan says: the local parameter (shape `local`) is the concatenation along `cat_dim` of
 // slices [begin, end) along `dim` of checkpoint tensors `source` (an index into the layer's list of
@@ -12,9 +13,15 @@
 // | QKVParallel           | Wq, Wk, Wv   | 0         | 0       |
 // | MergedColumnParallel  | W₀..Wₙ or one fused W | 0 | 0       |
 // | VocabParallelEmbedding| E            | 0         | 0       |
+// A weight source is anything with Checkpoint's reading interface — read(name) for a whole tensor and
+// read_plan(plan, names, full_shapes) for a rank's shard: io/checkpoint.hpp, or the benchmarks' random
+// weights. Layers load themselves from one (`layer.load(source, rank, names)`); io needs no layer header.
 #pragma once
 
+#include <concepts>
 #include <span>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "pdiff/backend/cpu/memory.hpp"
@@ -35,8 +42,19 @@ struct ShardPlan {
   std::vector<Slice> slices;
 };
 
+// Each source's full shape, in the order the plan's slices index them (checked against the file).
+using FullShapes = std::vector<std::vector<std::int64_t>>;
+using TensorNames = std::vector<std::string>;
+
+template <class S>
+concept WeightSource = requires(const S& s, const ShardPlan& p, const TensorNames& n, const FullShapes& f) {
+  { s.read(n[0]) } -> std::convertible_to<Tensor<float, OnCpu>>;
+  { s.read_plan(p, n, f) } -> std::convertible_to<Tensor<float, OnCpu>>;
+};
+
 // [index·n/parts, (index+1)·n/parts) with the divisibility rule stated when it fails.
-inline std::pair<std::int64_t, std::int64_t> even_range(std::int64_t n, int parts, int index, const char* what) {
+constexpr std::pair<std::int64_t, std::int64_t> even_range(std::int64_t n, int parts, int index, const char* what) {
+  PDIFF_CHECK(parts >= 1, what, ": the number of shards (", parts, ") must be at least 1");
   PDIFF_CHECK(n % parts == 0, what, " (", n, ") must be divisible by the number of shards (", parts, ")");
   const std::int64_t len = n / parts;
   return {index * len, (index + 1) * len};
