@@ -262,6 +262,29 @@ TEST_CASE("HunyuanImage3Pipeline on the tiny folder: tokens, ratio, sampling and
   CHECK(r1024.nearest(1280, 768) == r1024.nearest(1290, 770));
 }
 
+TEST_CASE("HunyuanImage-3.0 plan at TP<1> counts every transformer tensor of the checkpoint; sharded parts split") {
+  const auto cfg = HunyuanImage3Config::load(dir);
+  auto ck = Checkpoint::open_files({dir / "model.safetensors"});  // not goldens.safetensors beside it
+  std::int64_t n = 0;
+  for (auto& name : ck.names()) {
+    // not in the plan: the VAE (whole on every rank, used once) and ln_f (the text head's norm; image
+    // generation reads the last layer's output through final_layer)
+    if (name.rfind("vae.", 0) == 0 || name == "model.ln_f.weight") continue;
+    std::int64_t k = 1;
+    for (auto d : ck.shape(name)) k *= d;
+    n += k;
+  }
+  const auto serial = hunyuan_image3_param_plan(cfg, 1, 1);
+  CHECK(serial.elements() == n);
+  for (auto [tp, ep] : {std::pair{2, 1}, {2, 2}, {1, 2}, {2, 4}}) {
+    CAPTURE(tp);
+    CAPTURE(ep);
+    const auto p = hunyuan_image3_param_plan(cfg, tp, ep);
+    CHECK(p.replicated == serial.replicated);
+    CHECK(p.sharded < serial.sharded);
+  }
+}
+
 TEST_CASE("HunyuanImage-3.0 plan: the released model is ~80B parameters; EP<8> over TP<4> x CFG<2> fits 80 GiB") {
   const auto c = hunyuan_image3_released();
   const auto serial = hunyuan_image3_param_plan(c, 1, 1);
@@ -275,4 +298,19 @@ TEST_CASE("HunyuanImage-3.0 plan: the released model is ~80B parameters; EP<8> o
   MESSAGE("released HunyuanImage-3.0, bf16 GiB per rank: serial ", serial.gib(2), ", TP<2>xEP<2> ", tp2ep2.gib(2),
           ", TP<4>xCFG<2>xEP<8> ", ep8.gib(2));
   CHECK_THROWS_WITH_AS(hunyuan_image3_param_plan(c, 1, 3), doctest::Contains("64 experts over EP<3>"), Error);
+}
+
+TEST_CASE("HunyuanImage-3.0 activation estimate: grows with the image, shrinks with tp and sequence parallel") {
+  const auto c = hunyuan_image3_released();
+  const std::int64_t prompt = 512, S1024 = prompt + 4 + 64 * 64 + 1, S512 = prompt + 4 + 32 * 32 + 1;
+  auto bytes = [&](std::int64_t S, int tp, int ep, int seq, int branches) {
+    return hunyuan_image3_activation_bytes(c, S, prompt + 4, tp, ep, seq, branches, 2);
+  };
+  const auto serial = bytes(S1024, 1, 1, 1, 2);
+  CHECK(bytes(S512, 1, 1, 1, 2) < serial);
+  CHECK(bytes(S1024, 4, 8, 1, 1) < serial / 2);  // TP<4>×CFG<2>×EP<8>: one branch per rank
+  CHECK(bytes(S1024, 1, 1, 2, 2) < serial);
+  CHECK(bytes(S1024, 1, 1, 1, 1) < serial);
+  MESSAGE("released HunyuanImage-3.0 at 1024x1024, bf16 activations per rank: serial ", double(serial) / (1 << 30),
+          " GiB, TP<4>xCFG<2>xEP<8> ", double(bytes(S1024, 4, 8, 1, 1)) / (1 << 30), " GiB");
 }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <set>
+#include <string_view>
 #include <type_traits>
 
 #include "pdiff/parallel/backend.hpp"
@@ -79,4 +80,35 @@ TEST_CASE("geometry: every axis partitions the mesh, TP fastest") {
   check_layout<Layout<TP<3>, CFG<2>, DP<2>, EP<4>, VaePatch<3>>>();
   check_layout<Layout<Ulysses<2>, Ring<3>, CFG<2>, EP<12>>>();
   check_layout<L8>();
+}
+
+// Every registered policy (parallel/policies.hpp) gets, from its one line: its kind checked once in a
+// Layout, a degree member and an Axis, a name, a coordinate in Coords, and its place in the rank order
+// (mesh policies) or a block of consecutive ranks (overlays).
+#define PDIFF_TEST_POLICY(axis, Policy, kind_)                                                                  \
+  static_assert(std::is_same_v<kind_of_t<Policy<3>>, kind::kind_>);                                           \
+  static_assert(Layout<Policy<2>, std::conditional_t<std::is_same_v<Policy<1>, DP<1>>, CFG<2>, DP<2>>>::axis == 2); \
+  static_assert(Layout<Policy<2>, std::conditional_t<std::is_same_v<Policy<1>, DP<1>>, CFG<2>, DP<2>>>::degree(   \
+                    Axis::axis) == 2);                                                                        \
+  static_assert(std::string_view(axis_name(Axis::axis)) == #axis);
+PDIFF_POLICIES(PDIFF_TEST_POLICY)
+#undef PDIFF_TEST_POLICY
+
+TEST_CASE("the registry: mesh policies in rank order, overlays in blocks, sp from Ulysses × Ring") {
+  constexpr int n = sizeof(all_axes) / sizeof(all_axes[0]);
+  static_assert(n == 8);  // 7 registered policies + sp
+  int overlays = 0;
+  for (Axis a : all_axes) overlays += is_overlay(a) ? 1 : 0;
+  CHECK(overlays == 2);
+  using L = Layout<TP<2>, Ulysses<3>, Ring<2>, CFG<2>, DP<2>, EP<4>, VaePatch<8>>;
+  static_assert(L::world_size == 2 * 3 * 2 * 2 * 2);
+  static_assert(L::stride(Axis::tp) == 1 && L::stride(Axis::ulysses) == 2 && L::stride(Axis::ring) == 6 &&
+                L::stride(Axis::cfg) == 12 && L::stride(Axis::dp) == 24);
+  for (int r = 0; r < L::world_size; ++r) {
+    const Coords c = L::coords(r);
+    CHECK(r == c.tp + 2 * (c.ulysses + 3 * (c.ring + 2 * (c.cfg + 2 * c.dp))));
+    CHECK(c.ep == r % 4);
+    CHECK(c.vae_patch == r % 8);
+    CHECK(L::coord(Axis::sp, r) == c.ulysses + 3 * c.ring);
+  }
 }

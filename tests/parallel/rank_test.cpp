@@ -37,8 +37,8 @@ TEST_CASE("launch: axis groups follow the geometry (TP<2> x Ulysses<2> x CFG<2>,
     int v = rank.index;
     rank.tp.all_reduce(&v, 1, ReduceOp::sum);
     tp_sum[std::size_t(rank.index)] = v;
-    int g[2];
-    rank.cfg.all_gather(&rank.index, g, 1);
+    std::vector<int> g(std::size_t(rank.cfg.size()));
+    rank.cfg.all_gather(&rank.index, g.data(), 1);
     cfg_first[std::size_t(rank.index)] = g[0];
     sp_size[std::size_t(rank.index)] = rank.sp.size();
   });

@@ -1,16 +1,10 @@
-// pdiff/core/kinds.hpp — the kind tags that classify policy types (docs/design.md §2).
+// pdiff/core/kinds.hpp — the kind tag of the backend policies (docs/design.md §2).
 //
-// A policy is an empty type with `using kind = kind::X;` and `static constexpr int degree`.
-// Mesh kinds form the rank mesh; overlay kinds reuse ranks of the mesh; backend says where it runs.
+// A policy is an empty type with `using kind = kind::X;` and `static constexpr int degree`. Each parallel
+// policy declares its own kind tag in its file (parallel/tp.hpp: kind::tensor, ...) and is registered once
+// in parallel/policies.hpp; the backends' tag is here because tensors (core/backend_tag.hpp) need it.
 #pragma once
 
 namespace pdiff::kind {
-struct tensor {};       // TP<N>        mesh axis
-struct seq_ulysses {};  // Ulysses<N>   mesh axis
-struct seq_ring {};     // Ring<N>      mesh axis
-struct cfg {};          // CFG<N>       mesh axis
-struct data {};         // DP<N>        mesh axis
-struct expert {};       // EP<N>        overlay
-struct vae_patch {};    // VaePatch<N>  overlay
-struct backend {};      // OnCpu/OnCuda
+struct backend {};  // OnCpu/OnCuda
 }  // namespace pdiff::kind

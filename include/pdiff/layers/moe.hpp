@@ -49,7 +49,7 @@ struct MoeConfig {
   std::int64_t shared_intermediate = 0;  // 0: no shared expert
   GateUp gate_up = GateUp::gate_first;
 
-  void check() const {
+  constexpr void check() const {
     PDIFF_CHECK(hidden > 0 && intermediate > 0 && experts > 0, "MoE: hidden (", hidden, "), intermediate (",
                 intermediate, ") and experts (", experts, ") must be positive");
     PDIFF_CHECK(top_k >= 1 && top_k <= experts, "MoE: top_k (", top_k, ") must be in [1, experts = ", experts, "]");
@@ -70,6 +70,37 @@ struct MoeNames {
     const auto at = s.find("{e}");
     return at == std::string::npos ? s : s.replace(at, 3, std::to_string(e));
   }
+};
+
+// The MoE layer's shard arithmetic for (tp, ep) given as values (compile-time or run-time): what MoE<C>
+// uses with its layout's degrees, and what parameter plans use at any (tp, ep).
+struct MoeShards {
+  MoeConfig cfg;
+  int tp = 1, ep = 1;
+
+  // Tokens travel to their experts when the EP group spans ranks holding different tokens.
+  static constexpr bool dispatch_for(int tp, int ep) { return ep > tp; }
+  // Each expert's intermediate dimension is split over the TP ranks holding the same experts.
+  static constexpr int split_for(int tp, int ep) { return dispatch_for(tp, ep) ? 1 : tp / ep; }
+
+  constexpr MoeShards(const MoeConfig& c, int tp_, int ep_) : cfg(c), tp(tp_), ep(ep_) {
+    cfg.check();
+    PDIFF_CHECK(tp >= 1 && ep >= 1 && (tp % ep == 0 || ep % tp == 0), "MoE: EP<", ep, "> and TP<", tp,
+                "> must nest — ep divides tp (experts spread inside a TP group) or tp divides ep");
+    PDIFF_CHECK(cfg.experts % ep == 0, "MoE: ", cfg.experts, " experts cannot be divided over EP<", ep,
+                "> (each rank of the EP group holds experts / N whole experts)");
+    PDIFF_CHECK(cfg.intermediate % split() == 0, "MoE: the experts' intermediate size (", cfg.intermediate,
+                ") must be divisible by tp/ep = ", split());
+    PDIFF_CHECK(cfg.shared_intermediate % tp == 0, "MoE: the shared expert's intermediate size (",
+                cfg.shared_intermediate, ") must be divisible by tp (", tp, ")");
+  }
+  constexpr int split() const { return split_for(tp, ep); }
+  constexpr std::int64_t experts_local() const { return cfg.experts / ep; }
+  // The rank's expert weights ([gate; up] and down of its experts' slices, and of the shared expert's).
+  constexpr std::int64_t sharded_elements() const {
+    return experts_local() * 3 * cfg.hidden * (cfg.intermediate / split()) + 3 * cfg.hidden * (cfg.shared_intermediate / tp);
+  }
+  constexpr std::int64_t replicated_elements() const { return cfg.experts * cfg.hidden; }  // the router
 };
 
 // Tokens per expert of one forward (over the tokens of the rank's EP group) and their imbalance.
@@ -127,9 +158,9 @@ class MoE {
                 "MoE: EP<N> and TP<tp> must nest — N divides tp (experts spread inside a TP group) or tp divides N "
                 "(the EP group is whole TP groups)");
   // The EP group spans ranks with different tokens: tokens travel to their experts (dispatch/combine).
-  static constexpr bool dispatch = N > TPd;
+  static constexpr bool dispatch = MoeShards::dispatch_for(TPd, N);
   // Each expert's intermediate dimension is split over this many ranks (the TP ranks holding the same experts).
-  static constexpr int split = dispatch ? 1 : TPd / N;
+  static constexpr int split = MoeShards::split_for(TPd, N);
 
   MoeConfig cfg;
   detail::LinearCore<Ctx<L, float>> router;  // (E, D), fp32
@@ -141,14 +172,8 @@ class MoE {
   template <class Source, class R>
   static MoE load(const Source& ck, const MoeConfig& cfg, const R& rank, const std::string& prefix,
                   const MoeNames& names = {}) {
-    cfg.check();
-    PDIFF_CHECK(cfg.experts % N == 0, "MoE: ", cfg.experts, " experts cannot be divided over EP<", N,
-                "> (each rank of the EP group holds experts / N whole experts)");
-    PDIFF_CHECK(cfg.intermediate % split == 0, "MoE: the experts' intermediate size (", cfg.intermediate,
-                ") must be divisible by tp/ep = ", split);
-    PDIFF_CHECK(cfg.shared_intermediate % TPd == 0, "MoE: the shared expert's intermediate size (",
-                cfg.shared_intermediate, ") must be divisible by tp (", TPd, ")");
-    const std::int64_t D = cfg.hidden, E = cfg.experts, El = E / N;
+    const MoeShards shards(cfg, TPd, N);  // the divisibility rules, stated when they fail
+    const std::int64_t D = cfg.hidden, E = cfg.experts, El = shards.experts_local();
     const int ep = L::coord(Axis::ep, rank.index), tp = L::coord(Axis::tp, rank.index);
     MoE m;
     m.cfg = cfg;

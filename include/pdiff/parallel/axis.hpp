@@ -1,36 +1,39 @@
-// pdiff/parallel/axis.hpp — names of the rank groups a Layout defines.
+// pdiff/parallel/axis.hpp — names of the rank groups a Layout defines: one per registered policy
+// (parallel/policies.hpp), plus sp.
 //
-// | axis      | group of a rank                                              |
-// |-----------|--------------------------------------------------------------|
-// | tp        | ranks differing only in the TP coordinate                     |
-// | ulysses   | ranks differing only in the Ulysses coordinate                |
-// | ring      | ranks differing only in the Ring coordinate                   |
-// | sp        | ranks differing only in (Ulysses, Ring) — USP's joint group   |
-// | cfg       | ranks differing only in the CFG coordinate                    |
-// | dp        | ranks differing only in the DP coordinate                     |
-// | ep        | the block of `ep` consecutive ranks containing the rank       |
-// | vae_patch | the block of `vae_patch` consecutive ranks containing the rank |
+// | axis          | group of a rank                                                   |
+// |---------------|-------------------------------------------------------------------|
+// | a mesh axis   | ranks differing only in that coordinate (tp, ulysses, ring, cfg, dp) |
+// | an overlay    | the block of `degree` consecutive ranks containing the rank (ep, vae_patch) |
+// | sp            | ranks differing only in (Ulysses, Ring) — USP's joint group       |
 #pragma once
+
+#include "pdiff/parallel/policies.hpp"
 
 namespace pdiff {
 
-enum class Axis { tp, ulysses, ring, sp, cfg, dp, ep, vae_patch };
-
-inline constexpr Axis all_axes[] = {Axis::tp, Axis::ulysses, Axis::ring, Axis::sp,
-                                    Axis::cfg, Axis::dp, Axis::ep, Axis::vae_patch};
+#define PDIFF_AXIS_VALUE(axis, Policy, kind) axis,
+enum class Axis { PDIFF_POLICIES(PDIFF_AXIS_VALUE) sp };
+#undef PDIFF_AXIS_VALUE
+#define PDIFF_AXIS_ENTRY(axis, Policy, kind) Axis::axis,
+inline constexpr Axis all_axes[] = {PDIFF_POLICIES(PDIFF_AXIS_ENTRY) Axis::sp};
+#undef PDIFF_AXIS_ENTRY
 
 constexpr const char* axis_name(Axis a) {
-  switch (a) {
-    case Axis::tp: return "tp";
-    case Axis::ulysses: return "ulysses";
-    case Axis::ring: return "ring";
-    case Axis::sp: return "sp";
-    case Axis::cfg: return "cfg";
-    case Axis::dp: return "dp";
-    case Axis::ep: return "ep";
-    case Axis::vae_patch: return "vae_patch";
-  }
-  return "?";
+#define PDIFF_AXIS_NAME(axis, Policy, kind) \
+  if (a == Axis::axis) return #axis;
+  PDIFF_POLICIES(PDIFF_AXIS_NAME)
+#undef PDIFF_AXIS_NAME
+  return a == Axis::sp ? "sp" : "?";
+}
+
+// Whether `a` is an overlay (blocks of consecutive ranks) rather than a mesh axis or sp.
+constexpr bool is_overlay(Axis a) {
+#define PDIFF_AXIS_OVERLAY(axis, Policy, kind) \
+  if (a == Axis::axis) return true;
+  PDIFF_OVERLAY_POLICIES(PDIFF_AXIS_OVERLAY)
+#undef PDIFF_AXIS_OVERLAY
+  return false;
 }
 
 }  // namespace pdiff

@@ -8,14 +8,11 @@ namespace pdiff {
 
 template <Axis A, class R>
 constexpr auto& axis_comm(R& r) {
-  if constexpr (A == Axis::tp) return r.tp;
-  else if constexpr (A == Axis::ulysses) return r.ulysses;
-  else if constexpr (A == Axis::ring) return r.ring;
-  else if constexpr (A == Axis::sp) return r.sp;
-  else if constexpr (A == Axis::cfg) return r.cfg;
-  else if constexpr (A == Axis::dp) return r.dp;
-  else if constexpr (A == Axis::ep) return r.ep;
-  else return r.vae_patch;
+#define PDIFF_AXIS_COMM(axis, Policy, kind) \
+  if constexpr (A == Axis::axis) return r.axis; else
+  PDIFF_POLICIES(PDIFF_AXIS_COMM)
+#undef PDIFF_AXIS_COMM
+  return r.sp;
 }
 
 }  // namespace pdiff

@@ -1,9 +1,11 @@
 // pdiff/parallel/cfg.hpp — CFG<N>: classifier-free-guidance parallel. A mesh axis: guidance branches (positive, negative, ...) run on different rank groups; predictions are all-gathered and every rank combines them locally. The runtime is parallel/cfg_parallel.hpp (cfg_predict), the combine rules sched/guidance.hpp.
 #pragma once
 
-#include "pdiff/core/kinds.hpp"
-
 namespace pdiff {
+
+namespace kind {
+struct cfg {};
+}  // namespace kind
 
 template <int N>
 struct CFG {

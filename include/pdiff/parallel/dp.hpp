@@ -12,9 +12,12 @@
 #include <vector>
 
 #include "pdiff/core/error.hpp"
-#include "pdiff/core/kinds.hpp"
 
 namespace pdiff {
+
+namespace kind {
+struct data {};
+}  // namespace kind
 
 template <int N>
 struct DP {

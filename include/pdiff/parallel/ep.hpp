@@ -1,9 +1,11 @@
 // pdiff/parallel/ep.hpp — EP<N>: expert parallel. An overlay, not a mesh axis: MoE experts are partitioned over groups of N consecutive ranks of the mesh (EP<world_size> = the whole mesh, vllm-omni's tp-sp-cfg-dp order); N must divide the mesh.
 #pragma once
 
-#include "pdiff/core/kinds.hpp"
-
 namespace pdiff {
+
+namespace kind {
+struct expert {};
+}  // namespace kind
 
 template <int N>
 struct EP {

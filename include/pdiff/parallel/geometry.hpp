@@ -1,10 +1,11 @@
-// pdiff/parallel/geometry.hpp — NormalLayout: the canonical layout type and its rank geometry.
+// pdiff/parallel/geometry.hpp — NormalLayout: the canonical layout type and its rank geometry, derived
+// from the policy registry (parallel/policies.hpp).
 //
-// Rank order (as vllm-omni): TP fastest, then Ulysses, Ring, CFG, DP:
+// Rank order (as vllm-omni): the mesh policies in registry order, the first fastest:
 //   rank = tp + TP·(u + U·(r + R·(c + C·d)))
 // | member                        | result                                                        |
 // |-------------------------------|---------------------------------------------------------------|
-// | world_size, tp, ..., vae_patch| degrees (world_size = tp·ulysses·ring·cfg·dp)                 |
+// | world_size, tp, ..., vae_patch| degrees (world_size = the product of the mesh degrees)        |
 // | coords(rank)                  | Coords{tp, ulysses, ring, cfg, dp, ep, vae_patch}              |
 // | coord(axis, rank)             | the rank's index inside its group on `axis`                   |
 // | degree(axis)                  | the size of every group on `axis`                             |
@@ -20,93 +21,71 @@
 namespace pdiff {
 
 struct Coords {
-  int tp = 0, ulysses = 0, ring = 0, cfg = 0, dp = 0, ep = 0, vae_patch = 0;
+#define PDIFF_COORD_MEMBER(axis, Policy, kind) int axis = 0;
+  PDIFF_POLICIES(PDIFF_COORD_MEMBER)
+#undef PDIFF_COORD_MEMBER
   friend constexpr bool operator==(const Coords&, const Coords&) = default;
 };
 
-template <class TPp, class Up, class Rp, class Cp, class Dp, class EPp, class Vp, class BackendP>
+// One parameter per registered policy, in registry order, then the backend:
+// NormalLayout<TP<t>, Ulysses<u>, Ring<r>, CFG<c>, DP<d>, EP<e>, VaePatch<v>, Backend>.
+#define PDIFF_LAYOUT_PARAM(axis, Policy, kind) class axis##_policy,
+template <PDIFF_POLICIES(PDIFF_LAYOUT_PARAM) class BackendP>
+#undef PDIFF_LAYOUT_PARAM
 struct NormalLayout {
   using backend = BackendP;
-  static constexpr int tp = TPp::degree;
-  static constexpr int ulysses = Up::degree;
-  static constexpr int ring = Rp::degree;
-  static constexpr int cfg = Cp::degree;
-  static constexpr int dp = Dp::degree;
-  static constexpr int ep = EPp::degree;
-  static constexpr int vae_patch = Vp::degree;
+#define PDIFF_LAYOUT_DEGREE(axis, Policy, kind) static constexpr int axis = axis##_policy::degree;
+  PDIFF_POLICIES(PDIFF_LAYOUT_DEGREE)
+#undef PDIFF_LAYOUT_DEGREE
   static constexpr int sp = ulysses * ring;
-  static constexpr int world_size = tp * ulysses * ring * cfg * dp;
+#define PDIFF_LAYOUT_MESH(axis, Policy, kind) *axis
+  static constexpr int world_size = 1 PDIFF_MESH_POLICIES(PDIFF_LAYOUT_MESH);
+#undef PDIFF_LAYOUT_MESH
 
   static constexpr int degree(Axis a) {
-    switch (a) {
-      case Axis::tp: return tp;
-      case Axis::ulysses: return ulysses;
-      case Axis::ring: return ring;
-      case Axis::sp: return sp;
-      case Axis::cfg: return cfg;
-      case Axis::dp: return dp;
-      case Axis::ep: return ep;
-      case Axis::vae_patch: return vae_patch;
-    }
-    return 1;
+#define PDIFF_LAYOUT_AXIS_DEGREE(axis, Policy, kind) \
+  if (a == Axis::axis) return axis;
+    PDIFF_POLICIES(PDIFF_LAYOUT_AXIS_DEGREE)
+#undef PDIFF_LAYOUT_AXIS_DEGREE
+    return a == Axis::sp ? sp : 1;
   }
-  // Elements of the rank index between consecutive coordinates of a mesh axis.
+  // Elements of the rank index between consecutive coordinates of a mesh axis (sp: its Ulysses part).
   static constexpr int stride(Axis a) {
-    switch (a) {
-      case Axis::tp: return 1;
-      case Axis::ulysses: case Axis::sp: return tp;
-      case Axis::ring: return tp * ulysses;
-      case Axis::cfg: return tp * ulysses * ring;
-      case Axis::dp: return tp * ulysses * ring * cfg;
-      default: return 1;  // overlays: consecutive blocks
-    }
+    if (a == Axis::sp) return stride(Axis::ulysses);
+    int s = 1;
+#define PDIFF_LAYOUT_STRIDE(axis, Policy, kind) \
+  if (a == Axis::axis) return s;                \
+  s *= axis;
+    PDIFF_MESH_POLICIES(PDIFF_LAYOUT_STRIDE)
+#undef PDIFF_LAYOUT_STRIDE
+    return 1;  // overlays: consecutive blocks
   }
 
+  static constexpr int coord(Axis a, int rank) {
+    if (a == Axis::sp) return coord(Axis::ulysses, rank) + ulysses * coord(Axis::ring, rank);
+    if (is_overlay(a)) return rank % degree(a);
+    return rank / stride(a) % degree(a);
+  }
   static constexpr Coords coords(int rank) {
     Coords c;
-    c.tp = rank % tp;
-    c.ulysses = rank / tp % ulysses;
-    c.ring = rank / (tp * ulysses) % ring;
-    c.cfg = rank / (tp * ulysses * ring) % cfg;
-    c.dp = rank / (tp * ulysses * ring * cfg);
-    c.ep = rank % ep;
-    c.vae_patch = rank % vae_patch;
+#define PDIFF_LAYOUT_COORD(axis, Policy, kind) c.axis = coord(Axis::axis, rank);
+    PDIFF_POLICIES(PDIFF_LAYOUT_COORD)
+#undef PDIFF_LAYOUT_COORD
     return c;
-  }
-  static constexpr int coord(Axis a, int rank) {
-    Coords c = coords(rank);
-    switch (a) {
-      case Axis::tp: return c.tp;
-      case Axis::ulysses: return c.ulysses;
-      case Axis::ring: return c.ring;
-      case Axis::sp: return c.ulysses + ulysses * c.ring;
-      case Axis::cfg: return c.cfg;
-      case Axis::dp: return c.dp;
-      case Axis::ep: return c.ep;
-      case Axis::vae_patch: return c.vae_patch;
-    }
-    return 0;
   }
   // The world rank of the first member of the rank's group on `a`.
   static constexpr int group_base(Axis a, int rank) {
-    switch (a) {
-      case Axis::ep: return rank - rank % ep;
-      case Axis::vae_patch: return rank - rank % vae_patch;
-      case Axis::sp: {
-        Coords c = coords(rank);
-        return rank - stride(Axis::ulysses) * c.ulysses - stride(Axis::ring) * c.ring;
-      }
-      default: return rank - stride(a) * coord(a, rank);
-    }
+    if (is_overlay(a)) return rank - rank % degree(a);
+    if (a == Axis::sp)
+      return rank - stride(Axis::ulysses) * coord(Axis::ulysses, rank) - stride(Axis::ring) * coord(Axis::ring, rank);
+    return rank - stride(a) * coord(a, rank);
   }
   // The world rank of member i of the group `rank` belongs to on axis `a`.
   static constexpr int member(Axis a, int rank, int i) {
-    int base = group_base(a, rank);
-    switch (a) {
-      case Axis::ep: case Axis::vae_patch: return base + i;
-      case Axis::sp: return base + stride(Axis::ulysses) * (i % ulysses) + stride(Axis::ring) * (i / ulysses);
-      default: return base + stride(a) * i;
-    }
+    const int base = group_base(a, rank);
+    if (is_overlay(a)) return base + i;
+    if (a == Axis::sp) return base + stride(Axis::ulysses) * (i % ulysses) + stride(Axis::ring) * (i / ulysses);
+    return base + stride(a) * i;
   }
   // A number shared by exactly the members of one group: the split colour.
   static constexpr int group_id(Axis a, int rank) { return group_base(a, rank); }

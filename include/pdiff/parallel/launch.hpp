@@ -122,8 +122,8 @@ void launch_mpi(const LaunchOptions& opts, Fn& fn) {
   MpiComm mpi = MpiComm::world(opts.comm);
   const CpuThreadsForRanks gemm_threads;
   PDIFF_CHECK(mpi.size() == L::world_size, "launch: mpirun started ", mpi.size(),
-              " processes but the layout needs ", L::world_size, " ranks (tp ", L::tp, " x ulysses ", L::ulysses,
-              " x ring ", L::ring, " x cfg ", L::cfg, " x dp ", L::dp, "); run mpirun -np ", L::world_size);
+              " processes but the layout needs ", L::world_size, " ranks (", mesh_text<L>(), "); run mpirun -np ",
+              L::world_size);
   Comm world = [&] {
 #if defined(PDIFF_WITH_NCCL)
     if constexpr (std::is_same_v<Comm, NcclComm>) return NcclComm::from_mpi(mpi, -1, opts.comm);
@@ -147,8 +147,7 @@ void launch_mpi(const LaunchOptions& opts, Fn& fn) {
 template <class L, class Fn>
 void launch(const LaunchOptions& opts, Fn&& fn) {
   PDIFF_CHECK(opts.world_size == 0 || opts.world_size == L::world_size, "launch: world size ", opts.world_size,
-              " requested but the layout needs ", L::world_size, " ranks (tp ", L::tp, " x ulysses ", L::ulysses,
-              " x ring ", L::ring, " x cfg ", L::cfg, " x dp ", L::dp, ")");
+              " requested but the layout needs ", L::world_size, " ranks (", mesh_text<L>(), ")");
   Launch mode = opts.mode;
 #if defined(PDIFF_WITH_MPI)
   if (mode == Launch::automatic) mode = MpiComm::launched_by_mpirun() ? Launch::mpi : Launch::threads;

@@ -4,13 +4,14 @@
 // | member              | type when the axis degree > 1 | when it is 1                  |
 // |---------------------|-------------------------------|-------------------------------|
 // | world               | C                             | C                             |
-// | tp, ulysses, ring,  | C                             | NoComm<axis>: empty, collectives are copies or nothing |
-// | sp, cfg, dp, ep,    |                               |                               |
-// | vae_patch           |                               |                               |
+// | one per registered  | C                             | NoComm<axis>: empty, collectives are copies or nothing |
+// | policy (tp, ulysses,|                               |                               |
+// | ...), and sp        |                               |                               |
 // A degree-1 axis costs no bytes ([[no_unique_address]] on distinct empty types) and no split call
 // (STYLE.md §6; tests/parallel/rank_test.cpp checks both).
 #pragma once
 
+#include <string>
 #include <type_traits>
 
 #include "pdiff/comm/communicator.hpp"
@@ -38,17 +39,23 @@ struct Rank {
   int index = 0;  // world rank
   Coords coords{};
   C world;
-  [[no_unique_address]] axis_comm_t<L, Axis::tp, C> tp;
-  [[no_unique_address]] axis_comm_t<L, Axis::ulysses, C> ulysses;
-  [[no_unique_address]] axis_comm_t<L, Axis::ring, C> ring;
-  [[no_unique_address]] axis_comm_t<L, Axis::sp, C> sp;
-  [[no_unique_address]] axis_comm_t<L, Axis::cfg, C> cfg;
-  [[no_unique_address]] axis_comm_t<L, Axis::dp, C> dp;
-  [[no_unique_address]] axis_comm_t<L, Axis::ep, C> ep;
-  [[no_unique_address]] axis_comm_t<L, Axis::vae_patch, C> vae_patch;
+#define PDIFF_RANK_COMM(axis, Policy, kind) [[no_unique_address]] axis_comm_t<L, Axis::axis, C> axis;
+  PDIFF_POLICIES(PDIFF_RANK_COMM)
+#undef PDIFF_RANK_COMM
+  [[no_unique_address]] axis_comm_t<L, Axis::sp, C> sp;  // Ulysses × Ring (USP's joint group)
 
   bool is_root() const { return index == 0; }
 };
+
+// The mesh of L as text for messages: "tp 2 x ulysses 1 x ring 1 x cfg 2 x dp 1".
+template <class L>
+std::string mesh_text() {
+  std::string s;
+#define PDIFF_RANK_MESH_TERM(axis, Policy, kind) s += (s.empty() ? "" : " x ") + std::string(#axis " ") + std::to_string(L::axis);
+  PDIFF_MESH_POLICIES(PDIFF_RANK_MESH_TERM)
+#undef PDIFF_RANK_MESH_TERM
+  return s;
+}
 
 namespace detail {
 template <class L, Axis A, class C, class Out>
@@ -66,20 +73,15 @@ void split_axis(C& world, int rank, Out& out) {
 template <class L, Communicator C>
 Rank<L, C> make_rank(C world) {
   PDIFF_CHECK(world.size() == L::world_size, "Layout: world size is ", world.size(), " but the layout needs ",
-              L::world_size, " ranks (tp ", L::tp, " x ulysses ", L::ulysses, " x ring ", L::ring, " x cfg ", L::cfg,
-              " x dp ", L::dp, ")");
+              L::world_size, " ranks (", mesh_text<L>(), ")");
   Rank<L, C> r;
   r.index = world.rank();
   r.coords = L::coords(r.index);
   r.world = world;
-  detail::split_axis<L, Axis::tp>(r.world, r.index, r.tp);
-  detail::split_axis<L, Axis::ulysses>(r.world, r.index, r.ulysses);
-  detail::split_axis<L, Axis::ring>(r.world, r.index, r.ring);
+#define PDIFF_RANK_SPLIT(axis, Policy, kind) detail::split_axis<L, Axis::axis>(r.world, r.index, r.axis);
+  PDIFF_POLICIES(PDIFF_RANK_SPLIT)
+#undef PDIFF_RANK_SPLIT
   detail::split_axis<L, Axis::sp>(r.world, r.index, r.sp);
-  detail::split_axis<L, Axis::cfg>(r.world, r.index, r.cfg);
-  detail::split_axis<L, Axis::dp>(r.world, r.index, r.dp);
-  detail::split_axis<L, Axis::ep>(r.world, r.index, r.ep);
-  detail::split_axis<L, Axis::vae_patch>(r.world, r.index, r.vae_patch);
   return r;
 }
 

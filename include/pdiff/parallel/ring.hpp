@@ -1,9 +1,11 @@
 // pdiff/parallel/ring.hpp — Ring<N>: Ring sequence parallel. A mesh axis: the sequence is split N ways; K/V blocks travel around the ring and partial attention outputs are merged with their log-sum-exp.
 #pragma once
 
-#include "pdiff/core/kinds.hpp"
-
 namespace pdiff {
+
+namespace kind {
+struct seq_ring {};
+}  // namespace kind
 
 template <int N>
 struct Ring {

@@ -1,9 +1,11 @@
 // pdiff/parallel/tp.hpp — TP<N>: tensor parallel. A mesh axis: attention heads, MLP columns/rows and the vocabulary are split N ways; row-parallel outputs are all-reduced. TP varies fastest in the rank order so its heavy traffic stays inside a node.
 #pragma once
 
-#include "pdiff/core/kinds.hpp"
-
 namespace pdiff {
+
+namespace kind {
+struct tensor {};
+}  // namespace kind
 
 template <int N>
 struct TP {

@@ -1,9 +1,11 @@
 // pdiff/parallel/ulysses.hpp — Ulysses<N>: Ulysses sequence parallel. A mesh axis: the sequence is split N ways; an all-to-all turns sequence shards into head shards around attention and back.
 #pragma once
 
-#include "pdiff/core/kinds.hpp"
-
 namespace pdiff {
+
+namespace kind {
+struct seq_ulysses {};
+}  // namespace kind
 
 template <int N>
 struct Ulysses {

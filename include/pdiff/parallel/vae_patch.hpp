@@ -1,9 +1,11 @@
 // pdiff/parallel/vae_patch.hpp — VaePatch<N>: VAE patch parallel. An overlay, not a mesh axis: VAE encode/decode tiles are spread over groups of N consecutive ranks of the mesh; N must divide the mesh.
 #pragma once
 
-#include "pdiff/core/kinds.hpp"
-
 namespace pdiff {
+
+namespace kind {
+struct vae_patch {};
+}  // namespace kind
 
 template <int N>
 struct VaePatch {

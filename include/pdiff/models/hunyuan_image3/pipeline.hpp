@@ -22,6 +22,8 @@
 #include "pdiff/io/checkpoint.hpp"
 #include "pdiff/io/progress.hpp"
 #include "pdiff/io/tokenizer.hpp"
+#include "pdiff/core/rank_note.hpp"
+#include "pdiff/models/hunyuan_image3/plan.hpp"
 #include "pdiff/models/hunyuan_image3/sampler.hpp"
 #include "pdiff/models/hunyuan_image3/vae.hpp"
 
@@ -147,6 +149,15 @@ class HunyuanImage3Pipeline {
     using clock = std::chrono::steady_clock;
     auto secs = [](clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); };
     const auto p = prepare(q);
+    // what an out-of-memory error on this rank names as predicted: the weights it holds now and the
+    // planner's activation estimate for one step (plan.hpp)
+    const int branches = q.guidance > 1.0f ? 2 / L::cfg : 1;
+    const PredictedBytes predicted(
+        std::int64_t(detail::thread_byte_counter<typename L::backend>().live.load()) +
+            hunyuan_image3_activation_bytes(cfg, p.cond.size(), p.cond.timestep_index, L::tp, L::ep,
+                                            L::ulysses * L::ring, branches, int(sizeof(T))),
+        detail::cat("the weights it held when generation began and the activations of a ", p.width, "x", p.height,
+                    " image"));
     HunyuanResult out;
     out.width = p.width, out.height = p.height;
     Tensor<float, OnCpu> x;
