@@ -35,16 +35,22 @@ void print_plan() {
   std::printf("HunyuanImage-3.0 (released: %lld layers, %lld experts top-%lld, hidden %lld), bf16 parameters per rank:\n",
               (long long)c.num_hidden_layers, (long long)c.num_experts, (long long)c.moe_topk[0], (long long)c.hidden_size);
   const double total = double(hunyuan_image3_param_plan(c, 1, 1).sharded + hunyuan_image3_param_plan(c, 1, 1).replicated);
-  std::printf("  %.1fB parameters in all; 'fits' leaves 10%% of an 80 GiB GPU for activations\n", total / 1e9);
+  std::printf("  %.1fB parameters in all; 'fits': weights + activations within 90%% of an 80 GiB GPU\n", total / 1e9);
   struct Row {
     const char* layout;
-    int tp, ep, gpus;
+    int tp, ep, seq, cfg, gpus;
   };
-  for (auto r : {Row{"serial", 1, 1, 1}, Row{"TP<2> x EP<2>", 2, 2, 2}, Row{"TP<4> x EP<4>", 4, 4, 4},
-                 Row{"TP<8> x EP<8>", 8, 8, 8}, Row{"TP<4> x CFG<2>, EP<8>", 4, 8, 8}, Row{"Ulysses<2> x EP<2>", 1, 2, 2}}) {
+  // activations of one denoising step at 1024x1024 (64x64 latent tokens) with a 512-token prompt, guided
+  const std::int64_t prompt = 512 + 4, sequence = prompt + 64 * 64 + 1;
+  const double gib = 1024.0 * 1024.0 * 1024.0;
+  std::printf("  %-24s %14s %22s\n", "layout", "weights/rank", "+ activations (1024^2)");
+  for (auto r : {Row{"serial", 1, 1, 1, 1, 1}, Row{"TP<2> x EP<2>", 2, 2, 1, 1, 2}, Row{"TP<4> x EP<4>", 4, 4, 1, 1, 4},
+                 Row{"TP<8> x EP<8>", 8, 8, 1, 1, 8}, Row{"TP<4> x CFG<2>, EP<8>", 4, 8, 1, 2, 8},
+                 Row{"Ulysses<2> x EP<2>", 1, 2, 2, 1, 2}}) {
     const double g = hunyuan_image3_param_plan(c, r.tp, r.ep).gib(2);
-    std::printf("  %-24s %8.1f GiB per rank  %s on %d x 80 GiB\n", r.layout, g, g < 80.0 * 0.9 ? "fits" : "does not fit",
-                r.gpus);
+    const double a = double(hunyuan_image3_activation_bytes(c, sequence, prompt, r.tp, r.ep, r.seq, 2 / r.cfg, 2)) / gib;
+    std::printf("  %-24s %10.1f GiB %14.2f GiB  %s on %d x 80 GiB\n", r.layout, g, a,
+                g + a < 80.0 * 0.9 ? "fits" : "does not fit", r.gpus);
   }
   std::printf("  (this binary: tp %d, ep %d: %.1f GiB per rank)\n", L::tp, L::ep,
               hunyuan_image3_param_plan(c, L::tp, L::ep).gib(2));

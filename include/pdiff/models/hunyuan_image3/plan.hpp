@@ -53,8 +53,9 @@ inline HunyuanParamPlan hunyuan_image3_param_plan(const HunyuanImage3Config& c, 
 // measurement: one layer's working set over the rank's chunk of the sequence (`sequence_tokens`: prompt,
 // conditioning tokens, image tokens and <eoi>; padded to a multiple of seq = ulysses·ring and split): the
 // residual and its norm, q|k|v and the attention output over tp, the MoE's top-k copies of each token
-// with their [gate; up] and SwiGLU rows (intermediate over tp/ep when ep divides tp; a TP rank's 1/tp of
-// the tokens when ep > tp dispatches them, on average) and the shared expert's; plus the K/V cache of
+// with their [gate; up] and SwiGLU rows (on average: the rows of the rank's E/ep experts, intermediate over
+// tp/ep when ep divides tp; with dispatch, ep > tp, the rows of its TP rank's 1/tp of the tokens) and the
+// shared expert's; plus the K/V cache of
 // `cached_tokens` (the prompt) in every layer for each of the `branches` this rank runs.
 inline std::int64_t hunyuan_image3_activation_bytes(const HunyuanImage3Config& c, std::int64_t sequence_tokens,
                                                     std::int64_t cached_tokens, int tp, int ep, int seq, int branches,
@@ -66,9 +67,10 @@ inline std::int64_t hunyuan_image3_activation_bytes(const HunyuanImage3Config& c
   for (std::int64_t i = 0; i < c.num_hidden_layers; ++i)
     if (c.is_moe(i)) {
       const MoeShards moe(c.moe(std::size_t(i)), tp, ep);
-      // top-k rows per token; a dispatching layout (ep > tp) gives each TP rank 1/tp of the tokens
+      // top-k rows per token, of which a rank runs those of its E/ep experts (1/ep on average), or with
+      // dispatch (ep > tp) those its TP rank's 1/tp of the tokens sends and receives (k/tp per token)
       const std::int64_t rows = moe.cfg.top_k * (2 * H + 3 * moe.cfg.intermediate / moe.split());
-      mlp = std::max(mlp, (MoeShards::dispatch_for(tp, ep) ? rows / tp : rows) + 3 * moe.cfg.shared_intermediate / tp);
+      mlp = std::max(mlp, rows / (MoeShards::dispatch_for(tp, ep) ? tp : ep) + 3 * moe.cfg.shared_intermediate / tp);
     }
   const std::int64_t per_token = 2 * H + (NH + 2 * KVH) * D / tp + NH * D / tp + mlp;
   const std::int64_t cache = c.num_hidden_layers * cached_tokens * 2 * std::max<std::int64_t>(1, KVH / tp) * D;
