@@ -111,9 +111,9 @@ int main(int argc, char** argv) {
     for (std::int64_t i = 0; i < signed_img.numel(); ++i) signed_img(i) = result.image(i) * 2.0f - 1.0f;
     write_png(out, tensor_to_image(signed_img));
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("bagel: %s%lldx%lld, %d timesteps, layout tp %d x cfg %d x vae_patch %d, %d rank%s\n",
-                image.empty() ? "" : "edit, ", (long long)result.width, (long long)result.height, steps, L::tp, L::cfg,
-                L::vae_patch, L::world_size, L::world_size > 1 ? "s" : "");
+    std::printf("bagel: %s%lldx%lld, %d timesteps, layout %s, %d rank%s\n", image.empty() ? "" : "edit, ",
+                (long long)result.width, (long long)result.height, steps, layout_text<L>().c_str(), L::world_size,
+                L::world_size > 1 ? "s" : "");
     std::printf("  load %.2f s | prefill %.3f s | denoise %.2f s (%.3f s/step) | decode %.2f s | total %.2f s\n", m.load_s,
                 result.prefill_s, result.denoise_s, result.denoise_s / (steps - 1), result.decode_s, total);
     for (int r = 0; r < L::world_size; ++r)

@@ -45,8 +45,8 @@ void print_plan(std::int64_t width, std::int64_t height, int images, int max_bat
   const double t = double(flux2_param_plan(f, L::tp).bytes(2)) / gib;
   const double e = double(mistral_param_plan(m, L::tp).bytes(2)) / gib;
   const double a = double(flux2_activation_bytes(f, width, height, 512, L::tp, L::ulysses * L::ring, 2)) / gib;
-  std::printf("FLUX.2-dev on this layout (tp %d, ulysses %d, ring %d, cfg %d, dp %d, vae_patch %d), bf16, %lldx%lld:\n",
-              L::tp, L::ulysses, L::ring, L::cfg, L::dp, L::vae_patch, (long long)width, (long long)height);
+  std::printf("FLUX.2-dev on this layout, %s, in bf16 at %lldx%lld:\n", layout_text<L>().c_str(), (long long)width,
+              (long long)height);
   std::printf("  transformer parameters   %8.3f GiB per rank\n", t);
   std::printf("  Mistral text encoder     %8.3f GiB per rank\n", e);
   std::printf("  activations (estimate)   %8.3f GiB per rank (largest single-block live set)\n", a);
@@ -206,9 +206,9 @@ int main(int argc, char** argv) {
     }
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const auto& result = results.front();
-    std::printf("flux2: %lldx%lld, %d steps, layout tp %d x ulysses %d x ring %d x cfg %d x dp %d (vae_patch %d), %d rank%s\n",
-                (long long)result.image.size(3), (long long)result.image.size(2), steps, L::tp, L::ulysses, L::ring,
-                L::cfg, L::dp, L::vae_patch, L::world_size, L::world_size > 1 ? "s" : "");
+    std::printf("flux2: %lldx%lld, %d steps, layout %s, %d rank%s\n", (long long)result.image.size(3),
+                (long long)result.image.size(2), steps, layout_text<L>().c_str(), L::world_size,
+                L::world_size > 1 ? "s" : "");
     if (results.size() == 1) {
       std::printf("  load %.2f s | encode %.2f s | denoise %.2f s (%.3f s/step) | decode %.2f s | total %.2f s\n",
                   load_s, result.encode_s, result.denoise_s, result.denoise_s / steps, result.decode_s, total);

@@ -110,9 +110,8 @@ int main(int argc, char** argv) {
     for (std::int64_t i = 0; i < signed_img.numel(); ++i) signed_img(i) = result.image(i) * 2.0f - 1.0f;
     write_png(out, tensor_to_image(signed_img));
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("hunyuan_image3: %lldx%lld, %d steps, layout tp %d x ulysses %d x ring %d x cfg %d, ep %d, %d rank%s\n",
-                (long long)result.width, (long long)result.height, steps, L::tp, L::ulysses, L::ring, L::cfg, L::ep,
-                L::world_size, L::world_size > 1 ? "s" : "");
+    std::printf("hunyuan_image3: %lldx%lld, %d steps, layout %s, %d rank%s\n", (long long)result.width,
+                (long long)result.height, steps, layout_text<L>().c_str(), L::world_size, L::world_size > 1 ? "s" : "");
     std::printf("  load %.2f s | denoise %.2f s (%.3f s/step) | decode %.2f s | total %.2f s\n", m.load_s,
                 result.denoise_s, result.denoise_s / steps, result.decode_s, total);
     for (int r = 0; r < L::world_size; ++r)

@@ -110,3 +110,8 @@ TEST_CASE("launch: an out-of-memory error names the rank, the size asked and the
   CHECK(this_rank_note().rank == -1);  // restored after the launch
   CHECK(this_rank_note().predicted == 0);
 }
+
+TEST_CASE("layout text for messages and the examples: the mesh in rank order, then the overlays") {
+  CHECK(mesh_text<Layout<TP<2>, CFG<2>>>() == "tp 2 x ulysses 1 x ring 1 x cfg 2 x dp 1");
+  CHECK(layout_text<Layout<TP<2>, CFG<2>, VaePatch<2>>>() == "tp 2 x ulysses 1 x ring 1 x cfg 2 x dp 1 (ep 1, vae_patch 2)");
+}

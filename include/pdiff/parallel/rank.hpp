@@ -57,6 +57,19 @@ std::string mesh_text() {
   return s;
 }
 
+// The whole layout as text: the mesh, then the overlays — "tp 2 x ulysses 1 x ring 1 x cfg 2 x dp 1 (ep 1,
+// vae_patch 2)" — what the example binaries print.
+template <class L>
+std::string layout_text() {
+  std::string s = mesh_text<L>() + " (";
+  bool first = true;
+#define PDIFF_RANK_OVERLAY_TERM(axis, Policy, kind) \
+  s += (first ? "" : ", ") + std::string(#axis " ") + std::to_string(L::axis), first = false;
+  PDIFF_OVERLAY_POLICIES(PDIFF_RANK_OVERLAY_TERM)
+#undef PDIFF_RANK_OVERLAY_TERM
+  return s + ")";
+}
+
 namespace detail {
 template <class L, Axis A, class C, class Out>
 void split_axis(C& world, int rank, Out& out) {
