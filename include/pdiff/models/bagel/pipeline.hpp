@@ -353,7 +353,7 @@ class BagelPipeline {
   // understanding weights, full attention, one RoPE position).
   template <class R>
   void prefill_vit_image(R& rank, Context& ctx, const EditImage& e) const {
-    image_block(rank, ctx, to_ctx<C>(vit->forward(rank, e.vit_patches, e.vit_rows, e.vit_cols).tokens), MotMode::und, true);
+    image_block(rank, ctx, vit->forward(rank, e.vit_patches, e.vit_rows, e.vit_cols).tokens, MotMode::und, true);
   }
 
   // The three branches' contexts this rank needs (branch b runs on CFG rank b % N), as interleave_inference

@@ -54,7 +54,7 @@ class BagelVit {
   };
   BagelVitConfig cfg;
   Replicated<C> patch_embedding, connector_fc1, connector_fc2;
-  HostTensor position_embedding, vit_pos_embed;  // (70², vit hidden), (70², LLM hidden)
+  tensor position_embedding, vit_pos_embed;  // (70², vit hidden), (70², LLM hidden); rows gathered per patch
   std::vector<Layer> layers;
   LayerNorm<C> post_layernorm;
 
@@ -64,8 +64,7 @@ class BagelVit {
     const std::int64_t H = cfg.hidden_size, I = cfg.intermediate_size, P = cfg.patch_size;
     auto linear = [&](Replicated<C>& l, const std::string& n, std::int64_t in, std::int64_t out) {
       l = Replicated<C>(in, out, true);
-      const auto b = ck.read(n + ".bias");
-      l.load(ck.read(n + ".weight"), &b);
+      l.load(ck, {n + ".weight"}, {n + ".bias"});
     };
     auto norm = [&](LayerNorm<C>& l, const std::string& n) {
       l = LayerNorm<C>(H, cfg.layer_norm_eps, true);
@@ -77,13 +76,14 @@ class BagelVit {
                 "BAGEL: ", p, "embeddings.patch_embedding.weight must be the Linear (", H, ", ", 3 * P * P,
                 ") app.py converts the Conv2d to");
     linear(m.patch_embedding, p + "embeddings.patch_embedding", 3 * P * P, H);
-    m.position_embedding = ck.read(p + "embeddings.position_embedding.weight");
-    m.vit_pos_embed = ck.read("vit_pos_embed.pos_embed");
+    const auto position_embedding = ck.read(p + "embeddings.position_embedding.weight");
+    const auto vit_pos_embed = ck.read("vit_pos_embed.pos_embed");
     const std::int64_t side = cfg.max_patches_per_side;
-    PDIFF_CHECK(m.position_embedding.rank() == 2 && m.position_embedding.size(1) == H &&
-                    m.vit_pos_embed.shape() == Shape({side * side, llm_hidden}) &&
-                    m.position_embedding.size(0) >= 1,
+    PDIFF_CHECK(position_embedding.rank() == 2 && position_embedding.size(1) == H &&
+                    vit_pos_embed.shape() == Shape({side * side, llm_hidden}) && position_embedding.size(0) >= 1,
                 "BAGEL: the ViT position tables must be (", side * side, ", ", llm_hidden, ") and (patches, ", H, ")");
+    m.position_embedding = to_ctx<C>(position_embedding);
+    m.vit_pos_embed = to_ctx<C>(vit_pos_embed);
     for (std::int64_t i = 0; i < cfg.layers; ++i) {
       const std::string l = p + "encoder.layers." + std::to_string(i) + ".";
       Layer y;
@@ -104,9 +104,9 @@ class BagelVit {
   }
 
   // Patches (N, 3·P·P) of an image of (rows × cols) patches, in (p, q, c) order → the SigLIP output (N, H)
-  // (`vit_out`) and the LLM tokens (N, LLM hidden) (`tokens`).
+  // (`vit_out`) and the LLM tokens (N, LLM hidden) (`tokens`), on C's backend.
   struct Out {
-    HostTensor vit_out, tokens;
+    tensor vit_out, tokens;
   };
   template <class R>
   Out forward(R& rank, const HostTensor& patches, std::int64_t rows, std::int64_t cols) const {
@@ -115,15 +115,14 @@ class BagelVit {
                 patches.shape(), " must be (", N, ", ", 3 * cfg.patch_size * cfg.patch_size, ")");
     PDIFF_CHECK(rows <= side && cols <= side && (rows - 1) * side + cols <= position_embedding.size(0),
                 "BAGEL ViT: ", rows, "x", cols, " patches exceed the position table (", side, " per side)");
-    HostTensor pos({N, H}), pos2({N, vit_pos_embed.size(1)});
+    // patch n = (r, c) takes row r·side + c of both position tables
+    Tensor<std::int32_t, OnCpu> ids({N});
     for (std::int64_t r = 0; r < rows; ++r)
-      for (std::int64_t c = 0; c < cols; ++c) {
-        const std::int64_t id = r * side + c, n = r * cols + c;
-        std::copy_n(position_embedding.data() + id * H, H, pos.data() + n * H);
-        std::copy_n(vit_pos_embed.data() + id * pos2.size(1), pos2.size(1), pos2.data() + n * pos2.size(1));
-      }
+      for (std::int64_t c = 0; c < cols; ++c) ids(r * cols + c) = std::int32_t(r * side + c);
+    const auto at = to<typename C::backend>(ids);
+    const std::int64_t LH = vit_pos_embed.size(1);
     auto x = patch_embedding.forward(rank, to_ctx<C>(patches.view({1, N, 3 * cfg.patch_size * cfg.patch_size})));
-    add_(x, to_ctx<C>(pos.view({1, N, H})));
+    add_(x, index_rows(position_embedding, at).view({1, N, H}));
     for (const auto& l : layers) {
       const auto h = l.ln1(x);
       const auto q = l.q.forward(rank, h).view({1, N, NH, D}), k = l.k.forward(rank, h).view({1, N, NH, D}),
@@ -134,8 +133,8 @@ class BagelVit {
     }
     x = post_layernorm(x);
     auto t = connector_fc2.forward(rank, gelu_tanh(connector_fc1.forward(rank, x)));
-    add_(t, to_ctx<C>(pos2.view({1, N, pos2.size(1)})));
-    return {to_host_f32(x).view({N, H}), to_host_f32(t).view({N, pos2.size(1)})};
+    add_(t, index_rows(vit_pos_embed, at).view({1, N, LH}));
+    return {x.view({N, H}), t.view({N, LH})};
   }
 };
 
