@@ -41,7 +41,7 @@ void print_plan() {
     int tp, ep, seq, cfg, gpus;
   };
   // activations of one denoising step at 1024x1024 (64x64 latent tokens) with a 512-token prompt, guided
-  const std::int64_t prompt = 512 + 4, sequence = prompt + 64 * 64 + 1;
+  const std::int64_t prompt = 512 + 4, sequence = prompt + 64 * 64 + 2;
   const double gib = 1024.0 * 1024.0 * 1024.0;
   std::printf("  %-24s %14s %22s\n", "layout", "weights/rank", "+ activations (1024^2)");
   for (auto r : {Row{"serial", 1, 1, 1, 1, 1}, Row{"TP<2> x EP<2>", 2, 2, 1, 1, 2}, Row{"TP<4> x EP<4>", 4, 4, 1, 1, 4},

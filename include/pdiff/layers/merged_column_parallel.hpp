@@ -27,17 +27,19 @@ struct MergedColumnShards {
   Sources sources = Sources::separate;
   int degree = 1;
 
-  constexpr MergedColumnShards() = default;
-  constexpr MergedColumnShards(std::int64_t in_features, std::vector<std::int64_t> part_sizes, bool bias, Sources src,
-                               int degree_)
+  // Not constexpr: see RowShards (a std::vector member).
+  MergedColumnShards() = default;
+  MergedColumnShards(std::int64_t in_features, std::vector<std::int64_t> part_sizes, bool bias, Sources src,
+                     int degree_)
       : in(in_features), sizes(std::move(part_sizes)), has_bias(bias), sources(src), degree(degree_) {
+    PDIFF_CHECK(degree >= 1, "MergedColumnParallel: the number of shards (", degree, ") must be at least 1");
     for (auto s : sizes) even_range(s, degree, 0, "MergedColumnParallel: part size");
   }
-  constexpr std::int64_t out() const { return std::accumulate(sizes.begin(), sizes.end(), std::int64_t(0)); }
-  constexpr std::int64_t out_local() const { return out() / degree; }
-  constexpr std::int64_t local_elements() const { return out_local() * (in + (has_bias ? 1 : 0)); }
+  std::int64_t out() const { return std::accumulate(sizes.begin(), sizes.end(), std::int64_t(0)); }
+  std::int64_t out_local() const { return out() / degree; }
+  std::int64_t local_elements() const { return out_local() * (in + (has_bias ? 1 : 0)); }
   // Column offset of part i inside the local output.
-  constexpr std::int64_t part_offset(std::size_t i) const {
+  std::int64_t part_offset(std::size_t i) const {
     std::int64_t o = 0;
     for (std::size_t j = 0; j < i; ++j) o += sizes[j] / degree;
     return o;

@@ -21,7 +21,7 @@ struct Replicated {
   ShardPlan bias_plan(int = 0) const { return {Shape{out}, 0, {{0, 0, 0, out}}}; }
   FullShapes weight_shapes() const { return {{out, in}}; }
   FullShapes bias_shapes() const { return {{out}}; }
-  constexpr std::int64_t local_elements() const { return out * (in + (has_bias ? 1 : 0)); }
+  std::int64_t local_elements() const { return out * (in + (has_bias ? 1 : 0)); }
 
   // The whole weight from a weight source: `weights` = {W (out, in)}, `biases` = {b (out)} when the layer has one.
   template <WeightSource S>

@@ -26,17 +26,20 @@ struct RowShards {
   bool has_bias = false;
   int degree = 1;
 
-  constexpr RowShards() = default;
-  constexpr RowShards(std::vector<std::int64_t> packed_in, std::int64_t out_features, bool bias, int degree_)
+  // Not constexpr: a std::vector member would need C++20 constexpr containers (libstdc++ 12+), and the
+  // GPU machines' host compilers may be older.
+  RowShards() = default;
+  RowShards(std::vector<std::int64_t> packed_in, std::int64_t out_features, bool bias, int degree_)
       : out(out_features), in_parts(std::move(packed_in)), has_bias(bias), degree(degree_) {
+    PDIFF_CHECK(degree >= 1, "RowParallel: the number of shards (", degree, ") must be at least 1");
     for (auto p : in_parts) {
       even_range(p, degree, 0, "RowParallel: in_features");
       in += p;
     }
   }
-  constexpr std::int64_t in_local() const { return in / degree; }
+  std::int64_t in_local() const { return in / degree; }
   // Parameter elements of one rank (every rank holds the same count).
-  constexpr std::int64_t local_elements() const { return out * in_local() + (has_bias ? out : 0); }
+  std::int64_t local_elements() const { return out * in_local() + (has_bias ? out : 0); }
 
   ShardPlan weight_plan(int r) const {
     ShardPlan plan{Shape{out, in_local()}, 1, {}};

@@ -62,6 +62,8 @@ struct make_layout {
 #define PDIFF_LAYOUT_MESH_SIZE(axis, Policy, kind_) *axis
   static constexpr int mesh = 1 PDIFF_MESH_POLICIES(PDIFF_LAYOUT_MESH_SIZE);
 #undef PDIFF_LAYOUT_MESH_SIZE
+// Expanded through PDIFF_OVERLAY_POLICIES only: it expands PDIFF_MESH_POLICIES inside itself, which the
+// preprocessor refuses inside an expansion of the mesh list (PDIFF_POLICIES).
 #define PDIFF_LAYOUT_MESH_NAME(axis, Policy, kind_) " " #axis
 #define PDIFF_LAYOUT_OVERLAY_DIVIDES(axis, Policy, kind_)                                                   \
   static_assert(axis < 1 || mesh % axis == 0,                                                              \

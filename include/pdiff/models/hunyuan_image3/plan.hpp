@@ -60,6 +60,8 @@ inline HunyuanParamPlan hunyuan_image3_param_plan(const HunyuanImage3Config& c, 
 inline std::int64_t hunyuan_image3_activation_bytes(const HunyuanImage3Config& c, std::int64_t sequence_tokens,
                                                     std::int64_t cached_tokens, int tp, int ep, int seq, int branches,
                                                     int bytes_per_element) {
+  PDIFF_CHECK(tp >= 1 && ep >= 1 && seq >= 1 && branches >= 0, "HunyuanImage-3.0 activation estimate: tp (", tp,
+              "), ep (", ep, ") and seq (", seq, ") must be at least 1");
   const std::int64_t s = sp_padded_length(sequence_tokens, seq) / seq;
   const std::int64_t H = c.hidden_size, D = c.attention_head_dim, NH = c.num_attention_heads,
                      KVH = c.num_key_value_heads;
