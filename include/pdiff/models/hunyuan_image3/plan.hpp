@@ -55,8 +55,8 @@ inline HunyuanParamPlan hunyuan_image3_param_plan(const HunyuanImage3Config& c, 
 // residual and its norm, q|k|v and the attention output over tp, the MoE's top-k copies of each token
 // with their [gate; up] and SwiGLU rows (on average: the rows of the rank's E/ep experts, intermediate over
 // tp/ep when ep divides tp; with dispatch, ep > tp, the rows of its TP rank's 1/tp of the tokens) and the
-// shared expert's; plus the K/V cache of
-// `cached_tokens` (the prompt) in every layer for each of the `branches` this rank runs.
+// shared expert's; plus the K/V cache of `cached_tokens` (the prompt) in every layer for each of the
+// `branches` this rank runs.
 inline std::int64_t hunyuan_image3_activation_bytes(const HunyuanImage3Config& c, std::int64_t sequence_tokens,
                                                     std::int64_t cached_tokens, int tp, int ep, int seq, int branches,
                                                     int bytes_per_element) {
