@@ -212,6 +212,25 @@ for l in read(os.path.join(st, "bench_runs.tsv")).splitlines():
         b["error"] = f"no benchmark JSON: {e}"
     benches[name] = b
 rep["benchmarks"] = benches
+# pdiff's flash attention against PyTorch's best SDPA backend, shape by shape (TFLOP/s and their ratio)
+try:
+    mine = {}
+    for r in benches.get("bench_cuda_attention", {}).get("benchmarks", []):
+        if r.get("name", "").startswith("BM_flash_attention/") and "TFLOP/s" in r:
+            kv = dict(x.split(":") for x in r["name"].split("/")[1:] if ":" in x)
+            mine[(kv.get("H"), kv.get("S"), kv.get("causal"))] = r["TFLOP/s"]
+    peer = {}
+    for r in benches.get("sdpa_torch", {}).get("benchmarks", []):
+        if "TFLOP/s" in r:
+            kv = dict(x.split(":") for x in r["name"].split("/")[2:] if ":" in x)
+            key = (kv.get("H"), kv.get("S"), kv.get("causal"))
+            be = r["name"].split("/")[1]
+            if key not in peer or r["TFLOP/s"] > peer[key][0]: peer[key] = (r["TFLOP/s"], be)
+    rep["attention_vs_torch"] = [{"H": int(k[0]), "S": int(k[1]), "causal": int(k[2]), "pdiff_tflops": round(v, 1),
+                                  "torch_tflops": round(peer[k][0], 1), "torch_backend": peer[k][1],
+                                  "ratio": round(v / peer[k][0], 3)} for k, v in sorted(mine.items()) if k in peer]
+except Exception as e:
+    rep["attention_vs_torch_error"] = str(e)
 rep["ok"] = rep["exit_code"] == 0
 with open(os.path.join(out, "gpu-check.json"), "w") as f:
     json.dump(rep, f, indent=1)
@@ -477,12 +496,22 @@ run_step ctest 300 "$ctest" --test-dir "$build" "${ctest_sel[@]}" --output-on-fa
   --timeout "${PDIFF_GPU_TEST_TIMEOUT:-180}" -j "${PDIFF_GPU_CTEST_J:-1}" --output-junit "$state/ctest-junit.xml" || true
 
 # ---- benchmarks (JSON each; more than 6 stay in the build folder: the device returns 8 files at most) -----
+# The peer of pdiff's attention: PyTorch's SDPA on the same shapes (bench/cuda/sdpa_torch.py), run with
+# bench_cuda_attention when the machine's python3 has PyTorch; the report puts the two side by side.
+peer=()
+if [[ " ${benches[*]} " == *" bench_cuda_attention "* ]] && python3 -c 'import torch' 2>/dev/null; then peer=(sdpa_torch); fi
 bdir=$out
-((${#benches[@]} > 6)) && bdir=$build/bench-json && mkdir -p "$bdir"
+((${#benches[@]} + ${#peer[@]} > 6)) && bdir=$build/bench-json && mkdir -p "$bdir"
 for b in "${benches[@]}"; do
   rc=0
   run_step "bench:$b" "${PDIFF_GPU_BENCH_TIMEOUT:-120}" "$build/bench/cuda/$b" --benchmark_out="$bdir/$b.json" \
     --benchmark_out_format=json ${PDIFF_GPU_BENCH_ARGS:-} || rc=$?
+  printf '%s\t%s\t%s\n' "$b" "$bdir/$b.json" "$rc" >>"$state/bench_runs.tsv"
+done
+for b in "${peer[@]}"; do
+  rc=0
+  run_step "bench:$b" "${PDIFF_GPU_BENCH_TIMEOUT:-120}" env PYTHONUNBUFFERED=1 python3 "$src/bench/cuda/$b.py" \
+    --out "$bdir/$b.json" || rc=$?
   printf '%s\t%s\t%s\n' "$b" "$bdir/$b.json" "$rc" >>"$state/bench_runs.tsv"
 done
 

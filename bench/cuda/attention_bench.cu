@@ -1,5 +1,6 @@
-// CUDA layer kernels on one device: flash attention in TFLOP/s (B=1, H=24, D=128, S ∈ {1024, 4096,
-// 8192}, causal and not: FLOPs = 4·B·H·Sq·Sk·D, halved for causal) and the norms in GB/s (bytes read
+// CUDA layer kernels on one device: flash attention in TFLOP/s (B=1, H ∈ {24, 48}, D=128, S ∈ {4096,
+// 8192, 16384}, causal and not: FLOPs = 4·B·H·Sq·Sk·D, halved for causal; bench/cuda/sdpa_torch.py
+// times PyTorch's SDPA on the same shapes in the same gpu-check run) and the norms in GB/s (bytes read
 // + written once). Timed with CUDA events (manual time); without a device every case is skipped.
 #include <benchmark/benchmark.h>
 #include <cuda_runtime.h>
@@ -57,8 +58,8 @@ void time_loop(benchmark::State& st, F&& f) {
 void BM_flash_attention(benchmark::State& st) {
   if (!have_device()) return st.SkipWithError("no CUDA device");
   const std::int64_t B = 1, S = st.range(0);
-  const int H = 24, D = 128;
-  const bool causal = st.range(1) != 0;
+  const int H = int(st.range(1)), D = 128;
+  const bool causal = st.range(2) != 0;
   const std::size_t n = std::size_t(B * S * H * D);
   DevBf16 q(n), k(n), v(n), o(n);
   float* lse = nullptr;
@@ -72,8 +73,8 @@ void BM_flash_attention(benchmark::State& st) {
       benchmark::Counter(flops * 1e-12 * double(st.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_flash_attention)
-    ->ArgNames({"S", "causal"})
-    ->ArgsProduct({{1024, 4096, 8192}, {0, 1}})
+    ->ArgNames({"S", "H", "causal"})
+    ->ArgsProduct({{4096, 8192, 16384}, {24, 48}, {0, 1}})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 
