@@ -294,8 +294,9 @@ fi
 PATH="$(dirname "$nvcc"):$PATH"
 export PATH CUDACXX="$nvcc"
 nvcc_ver=$("$nvcc" --version | grep -o 'release [0-9.]*, V[0-9.]*' || true)
-ls "$cuda_root"/lib64/libcublasLt.so* "$cuda_root"/lib/libcublasLt.so* \
-   "$cuda_root"/targets/*/lib/libcublasLt.so* >/dev/null 2>&1 ||
+# (one glob at a time: `ls a* b*` fails when any of them matches nothing)
+{ compgen -G "$cuda_root/lib64/libcublasLt.so*" || compgen -G "$cuda_root/lib/libcublasLt.so*" ||
+  compgen -G "$cuda_root/targets/*/lib/libcublasLt.so*"; } >/dev/null ||
   die "cuBLASLt not found under $cuda_root (pdiff's CUDA backend needs it)"
 say "cmake $cmake_ver ($cmake), ninja $("$ninja" --version) ($ninja), c++ $cxx, nvcc $nvcc_ver ($nvcc)"
 info cmake "$cmake_ver"; info ninja "$("$ninja" --version)"; info cxx "$("$cxx" --version | head -1)"
@@ -418,12 +419,17 @@ fi
 # built with the tests, or ctest reports the test "Not Run" and the check fails on a GPU machine
 examples=()
 if [ -z "${PDIFF_GPU_TARGETS:-}" ]; then
-  # (ctest names no command for a binary not yet built, so the executable comes from its add_test line)
-  while IFS= read -r name; do
-    e=$(sed -n "s|^add_test(\[=\[$name\]=\] \"[^\"]*/examples/\([A-Za-z0-9_]*\)\".*|\1|p" \
-          "$build/examples/CTestTestfile.cmake" 2>/dev/null | head -1)
-    [ -n "$e" ] && grep -q "^examples/$e: " "$state/ninja-targets.txt" && examples+=("$e")
-  done < <("$ctest" --test-dir "$build" -N -L '^gpu$' 2>/dev/null | sed -n 's/^ *Test *#[0-9]*: //p')
+  # each gpu test's command from ctest's JSON (the same in every CMake version; the CTestTestfile's
+  # add_test lines are not), kept where it is a binary of examples/ that ninja can build
+  while IFS= read -r e; do
+    grep -q "^examples/$e: " "$state/ninja-targets.txt" && examples+=("$e")
+  done < <("$ctest" --test-dir "$build" -N -L '^gpu$' --show-only=json-v1 2>/dev/null | python3 -c '
+import json, os, sys
+b = os.path.realpath(sys.argv[1]) + "/examples/"
+for t in json.load(sys.stdin).get("tests", []):
+    c = t.get("command") or [""]
+    p = os.path.realpath(c[0]) if c[0] else ""
+    if p.startswith(b) and "/" not in p[len(b):]: print(p[len(b):])' "$build" | sort -u)
 fi
 echo "${tests[*]}" >"$state/tests.txt"
 echo "${benches[*]}" >"$state/benches.txt"

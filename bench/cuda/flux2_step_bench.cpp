@@ -9,7 +9,7 @@
 // | benchmark                        | layout                          | depth            | what it shows        |
 // |----------------------------------|---------------------------------|------------------|----------------------|
 // | BM_flux2_dev_step/serial          | Layout<OnCuda>                  | full (8 + 48)    | s/step (target ≤ 0.45 on H100) |
-// | BM_flux2_dev_step/tp2_shared      | TP<2> on one GPU (DeviceThreadComm) | full          | the TP path runs; not a speedup |
+// | BM_flux2_dev_step/tp2_shared      | TP<2> on one GPU (DeviceThreadComm) | 2 + 12         | the TP path runs; not a speedup |
 // | BM_flux2_dev_step/ulysses2_shared | Ulysses<2> on one GPU           | 2 + 12 (weights replicated: full depth would not fit 80 GB) | the Ulysses path runs |
 // Run: build/bench/cuda/bench_flux2_step_cuda (about a minute per case, most of it loading).
 #include <benchmark/benchmark.h>
@@ -81,7 +81,7 @@ void run_step(benchmark::State& state, std::int64_t doubles, std::int64_t single
 }  // namespace
 
 static void BM_flux2_dev_step_serial(benchmark::State& s) { run_step<Layout<OnCuda>>(s, 8, 48); }
-static void BM_flux2_dev_step_tp2_shared(benchmark::State& s) { run_step<Layout<TP<2>, OnCuda>>(s, 8, 48); }
+static void BM_flux2_dev_step_tp2_shared(benchmark::State& s) { run_step<Layout<TP<2>, OnCuda>>(s, 2, 12); }
 static void BM_flux2_dev_step_ulysses2_shared(benchmark::State& s) { run_step<Layout<Ulysses<2>, OnCuda>>(s, 2, 12); }
 BENCHMARK(BM_flux2_dev_step_serial)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_flux2_dev_step_tp2_shared)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);

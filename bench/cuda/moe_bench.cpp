@@ -40,7 +40,8 @@ void timed(benchmark::State& st, F&& f) {
   }
 }
 
-// 0: grouped, 1: one GEMM per expert.
+// 0: grouped_gemm_nt (it picks the grouped call or one GEMM per expert; grouped_call_used says which),
+// 1: one GEMM per expert written out.
 void BM_moe_experts(benchmark::State& st) {
   if (cuda_device_count() == 0) return st.SkipWithError("no CUDA device");
   const auto g = moe_group(to<OnCuda>(randn({Tn, E}, 1, 1.0f)), K, true, 1.0f, 0, Tn);

@@ -21,6 +21,19 @@ __global__ void modulate_kernel(const T* x, const T* shift, const T* scale, T* o
     out[i] = from_float<T>((1.0f + to_float(scale[c])) * to_float(x[i]) + to_float(shift[c]));
   }
 }
+// dst[i] = src[0·n + i] ∘ src[1·n + i] ∘ … ∘ src[(rows−1)·n + i] (∘ = + or max), in row order, in fp32.
+template <class T>
+__global__ void reduce_rows_kernel(const T* src, T* dst, int rows, std::int64_t n, bool max) {
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += std::int64_t(gridDim.x) * blockDim.x) {
+    float acc = to_float(src[i]);
+    for (int r = 1; r < rows; ++r) {
+      const float v = to_float(src[std::int64_t(r) * n + i]);
+      acc = max ? fmaxf(acc, v) : acc + v;
+    }
+    dst[i] = from_float<T>(acc);
+  }
+}
 // x += y, y of x's size or of its last dimension (broadcast).
 template <class T>
 __global__ void add_kernel(T* x, const T* y, std::int64_t n, std::int64_t ny) {
@@ -98,7 +111,17 @@ CudaTensor<T> add(const CudaTensor<T>& x, const CudaTensor<T>& y) {
   return o;
 }
 
+template <class T>
+void reduce_rows(const T* src, T* dst, int rows, std::int64_t n, bool max) {
+  PDIFF_CHECK(rows >= 1 && n >= 0, "reduce_rows: ", rows, " rows of ", n, " elements");
+  if (n == 0) return;
+  detail::reduce_rows_kernel<T><<<cuda::detail::elementwise_blocks(n), 256, 0, current_cuda_stream()>>>(src, dst, rows, n,
+                                                                                                        max);
+  cuda::detail::check_launch("reduce_rows");
+}
+
 #define PDIFF_INSTANTIATE(T)                                                                                       \
+  template void reduce_rows(const T*, T*, int, std::int64_t, bool);                                               \
   template CudaTensor<T> silu(const CudaTensor<T>&);                                                              \
   template CudaTensor<T> gelu_tanh(const CudaTensor<T>&);                                                         \
   template CudaTensor<T> swiglu(const CudaTensor<T>&);                                                            \

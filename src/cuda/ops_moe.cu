@@ -6,7 +6,9 @@
 //                    (stable, so tokens keep their order inside an expert, as the CPU's counting sort),
 //                    gathered into (token, weight) rows, counted per expert and the counts copied back.
 //   grouped_gemm_nt: every expert's rows times its weightᵀ in one cublasGemmGroupedBatchedEx call (one
-//                    group per non-empty expert), instead of a launch per expert.
+//                    group per non-empty expert) when the groups are small (< 128 rows on average);
+//                    larger groups run one cuBLASLt GEMM per expert (twice the grouped call's speed
+//                    at HunyuanImage-3.0's sizes on an H200).
 #include <cub/device/device_radix_sort.cuh>
 #include <cublas_v2.h>
 
@@ -210,8 +212,15 @@ void grouped_gemm_nt(const CudaTensor<T>& x, std::span<const CudaTensor<T>* cons
     aligned = aligned && reinterpret_cast<std::uintptr_t>(A[std::size_t(i)]) % 16 == 0 &&
               reinterpret_cast<std::uintptr_t>(B[std::size_t(i)]) % 16 == 0 &&
               reinterpret_cast<std::uintptr_t>(Cp[std::size_t(i)]) % 16 == 0;
+  // Measured on an H200 (2026-12-04, bench_moe_cuda, HunyuanImage-3.0's widths: 64 experts, ~544 rows each,
+  // 4096 × 6144 and 3072 × 4096 weights, bf16): the grouped call ran at 302 TFLOP/s, one cuBLASLt GEMM per
+  // expert at 612 — with hundreds of rows per group each GEMM fills the GPU and cuBLASLt's per-shape
+  // kernels win; the grouped call pays where groups are small (decode-size batches, many experts), so it
+  // is used only below kGroupedRowsMax rows per group on average.
+  constexpr std::int64_t kGroupedRowsMax = 128;
+  const bool small_groups = groups > 0 && n / groups < kGroupedRowsMax;
 #if CUBLAS_VERSION >= 120500
-  if (aligned) {
+  if (aligned && small_groups) {
     // the pointer arrays, written on the device by a kernel whose parameters carry them (no host buffer
     // to keep alive, no synchronisation)
     CudaTensor<std::uint64_t> ptrs({3 * std::int64_t(groups)});
@@ -244,9 +253,9 @@ void grouped_gemm_nt(const CudaTensor<T>& x, std::span<const CudaTensor<T>* cons
                 "cuBLAS: cublasGemmGroupedBatchedEx failed: ", cublasGetStatusString(st));
   }
 #else
-  (void)aligned;  // cuBLAS before 12.5 has no grouped GEMM
+  (void)aligned, (void)small_groups;  // cuBLAS before 12.5 has no grouped GEMM
 #endif
-  // not supported for these types on this library / device: one GEMM per group
+  // large groups, or not supported for these types on this library / device: one GEMM per group
   at = 0;
   for (std::size_t i = 0; i < w.size(); ++i) {
     if (rows[i] == 0) continue;

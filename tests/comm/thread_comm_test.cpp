@@ -1,12 +1,15 @@
 // ThreadComm: every collective at world sizes 1, 2, 3, 4, 8 against a serial computation, uneven
 // all_to_all_v, axis groups of a 2x2x2 mesh, byte statistics, send/recv order, and failures
-// (abort, timeout, mismatched calls) that end in errors, never hangs.
+// (abort, timeout, mismatched calls) that end in errors, never hangs. DirectComm<OnCpu> (the shared-GPU
+// communicator's logic — address exchange, direct copies, rank-ordered row reduction — on host memory)
+// passes the collective, all_to_all_v and reduction cases too, with ThreadComm's bits.
 #include <doctest/doctest.h>
 
 #include <atomic>
 #include <chrono>
 #include <thread>
 
+#include "pdiff/comm/direct_comm.hpp"
 #include "pdiff/comm/thread_comm.hpp"
 #include "pdiff/core/dtype.hpp"
 
@@ -14,9 +17,9 @@ using namespace pdiff;
 
 namespace {
 // Runs fn(comm) on `size` threads; rethrows the first exception.
-template <class Fn>
+template <class Comm = ThreadComm, class Fn>
 void on_threads(int size, Fn fn, CommOptions opts = {}) {
-  auto comms = ThreadComm::create_world(size, opts);
+  auto comms = Comm::create_world(size, opts);
   std::vector<std::thread> ts;
   std::exception_ptr first;
   std::mutex mu;
@@ -36,11 +39,11 @@ void on_threads(int size, Fn fn, CommOptions opts = {}) {
 float val(int rank, std::size_t i) { return float(rank * 100) + float(i) * 0.5f; }
 }  // namespace
 
-TEST_CASE("collectives equal serial computations at sizes 1, 2, 3, 4, 8") {
+TEST_CASE_TEMPLATE("collectives equal serial computations at sizes 1, 2, 3, 4, 8", Comm, ThreadComm, DirectComm<OnCpu>) {
   for (int P : {1, 2, 3, 4, 8}) {
     CAPTURE(P);
     const std::size_t n = 7;
-    on_threads(P, [&](ThreadComm& c) {
+    on_threads<Comm>(P, [&](Comm& c) {
       const int me = c.rank();
       std::vector<float> buf(n);
       for (std::size_t i = 0; i < n; ++i) buf[i] = val(me, i);
@@ -87,9 +90,9 @@ TEST_CASE("collectives equal serial computations at sizes 1, 2, 3, 4, 8") {
   }
 }
 
-TEST_CASE("uneven all_to_all_v, including zero counts") {
+TEST_CASE_TEMPLATE("uneven all_to_all_v, including zero counts", Comm, ThreadComm, DirectComm<OnCpu>) {
   const int P = 4;
-  on_threads(P, [&](ThreadComm& c) {
+  on_threads<Comm>(P, [&](Comm& c) {
     const int me = c.rank();
     // rank s sends (s + d) % 3 elements to rank d, valued s*100 + d*10 + k
     std::vector<std::size_t> sc(P), rc(P);
@@ -219,13 +222,13 @@ TEST_CASE("mismatched collectives are errors, not corruption") {
                   Error);
 }
 
-TEST_CASE("reductions at every n (also n < size) are rank-ordered and bit-identical, float/bf16/f16/int64") {
+TEST_CASE_TEMPLATE("reductions at every n (also n < size) are rank-ordered and bit-identical, float/bf16/f16/int64", Comm, ThreadComm, DirectComm<OnCpu>) {
   auto v = [](int r, std::size_t i) { return float(int((r * 7 + int(i) * 3) % 11) - 5) * 0.375f; };
   for (int P : {2, 3, 8})
     for (std::size_t n : {0, 1, 5, 3001}) {
       CAPTURE(P);
       CAPTURE(n);
-      on_threads(P, [&](ThreadComm& c) {
+      on_threads<Comm>(P, [&](Comm& c) {
         const int me = c.rank();
         std::vector<float> f(n), fm(n);
         std::vector<bf16> h(n);

@@ -1,8 +1,8 @@
 // pdiff/comm/staged_comm.hpp — StagedComm<Host, B>: a communicator for tensors on backend B built on
 // a host communicator: every collective copies its device buffers to the host, runs the host
-// collective, and copies the result back. DeviceThreadComm = StagedComm<ThreadComm, OnCuda> is the
-// device-memory communicator for thread ranks that share one GPU (NCCL refuses two ranks on one
-// device): same semantics, timeouts and poisoning as ThreadComm, because ThreadComm does the work.
+// collective, and copies the result back: same semantics, timeouts and poisoning as the host
+// communicator, because it does the work. StagedComm<MpiComm, OnCuda> serves MPI ranks in a build
+// without NCCL; thread ranks on CUDA use DirectComm (comm/direct_comm.hpp), which copies device to device.
 //
 // | collective            | device → host                 | host collective | host → device   |
 // |-----------------------|-------------------------------|-----------------|-----------------|
@@ -10,8 +10,7 @@
 // | all_gather            | send (n)                      | → recv (P·n)    | recv (P·n)      |
 // | reduce_scatter        | send (P·n)                    | → recv (n)      | recv (n)        |
 // | all_to_all(_v), send/recv | send                      | → recv          | recv            |
-// It exists for correctness on one GPU (TP<2>, Ulysses<2>, Ring<2>, CFG<2> on one device), not speed:
-// each call crosses PCIe twice. Several GPUs use NcclComm.
+// It exists for correctness, not speed: each call crosses PCIe twice. Several GPUs use NcclComm.
 #pragma once
 
 #include <numeric>
@@ -115,8 +114,5 @@ class StagedComm {
   Host host_;
 };
 
-#if defined(PDIFF_WITH_CUDA)
-using DeviceThreadComm = StagedComm<ThreadComm, OnCuda>;
-#endif
 
 }  // namespace pdiff

@@ -13,7 +13,7 @@
 #pragma once
 
 #include <algorithm>
-
+#include <type_traits>
 #include <vector>
 
 #include "pdiff/comm/tensor_collectives.hpp"
@@ -62,7 +62,17 @@ std::vector<Prediction> cfg_predict(R& rank, int branches, F&& f) {
         std::copy_n(t.data(), t.numel(), mine_flat.data() + at);
         at += t.numel();
       }
-      rank.cfg.all_gather(mine_flat.data(), gathered.data(), std::size_t(n));
+      using Cm = std::remove_cvref_t<decltype(rank.cfg)>;
+      if constexpr (comm_accepts<Cm, OnCpu>()) {
+        rank.cfg.all_gather(mine_flat.data(), gathered.data(), std::size_t(n));
+      } else {
+        // a device layout's CFG communicator (NcclComm, DeviceThreadComm) moves device buffers
+        using B = typename Cm::memory_space;
+        const auto d_mine = to<B>(mine_flat);
+        Tensor<float, B> d_all({std::int64_t(N) * n});
+        rank.cfg.all_gather(d_mine.data(), d_all.data(), std::size_t(n));
+        gathered = to<OnCpu>(d_all);
+      }
       for (int j = 0; j < N && slot * N + j < branches; ++j) {
         Prediction q;
         at = j * n;

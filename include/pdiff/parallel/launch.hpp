@@ -22,6 +22,7 @@
 
 #include "pdiff/backend/cpu/blas.hpp"
 #include "pdiff/comm/communicator.hpp"
+#include "pdiff/comm/direct_comm.hpp"
 #include "pdiff/comm/mpi_comm.hpp"
 #if defined(PDIFF_WITH_NCCL)
 #include "pdiff/comm/nccl_comm.hpp"

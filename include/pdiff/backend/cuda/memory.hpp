@@ -34,19 +34,28 @@ struct memory<OnCuda> {
     return CudaCachingAllocator::instance().allocate(bytes, current_cuda_stream());
   }
   static void deallocate(void* p, std::size_t /*bytes*/) noexcept { CudaCachingAllocator::instance().deallocate(p); }
-  static void zero(void* p, std::size_t bytes) { PDIFF_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, current_cuda_stream())); }
+  // Zero bytes is a no-op: an empty tensor holds no pointer, and CUDA calls refuse a null one even for 0 bytes.
+  static void zero(void* p, std::size_t bytes) {
+    if (bytes == 0) return;
+    PDIFF_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, current_cuda_stream()));
+  }
+  // cudaMemcpyDefault (unified addressing infers the direction): a caller that hands a host pointer to a
+  // device communicator (StagedComm) gets a host copy instead of cudaErrorInvalidValue.
   static void to_host(void* host_dst, const void* src, std::size_t bytes) {
+    if (bytes == 0) return;
     const cudaStream_t s = current_cuda_stream();
-    PDIFF_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, s));
+    PDIFF_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDefault, s));
     PDIFF_CUDA_CHECK(cudaStreamSynchronize(s));
   }
   static void from_host(void* dst, const void* host_src, std::size_t bytes) {
+    if (bytes == 0) return;
     const cudaStream_t s = current_cuda_stream();
-    PDIFF_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, s));
+    PDIFF_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyDefault, s));
     PDIFF_CUDA_CHECK(cudaStreamSynchronize(s));  // a pinned host_src would otherwise be read later
   }
   // Within the device backend; also between devices (unified addressing).
   static void copy(void* dst, const void* src, std::size_t bytes) {
+    if (bytes == 0) return;
     PDIFF_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, current_cuda_stream()));
   }
   // `height` rows of `width` bytes, rows `dpitch`/`spitch` bytes apart, enqueued on the current stream.

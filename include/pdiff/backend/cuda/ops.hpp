@@ -55,6 +55,9 @@ CudaTensor<T> layer_norm_modulate(const CudaTensor<T>& x, float eps, const CudaT
 template <class T> void gated_add(CudaTensor<T>& x, const CudaTensor<T>& gate, const CudaTensor<T>& y);
 template <class T> void add_(CudaTensor<T>& x, const CudaTensor<T>& y);
 template <class T> CudaTensor<T> add(const CudaTensor<T>& x, const CudaTensor<T>& y);
+// For communicators: dst (n) = the rows of src (rows × n) summed (or max) in row order, fp32 accumulation;
+// device pointers, the current stream.
+template <class T> void reduce_rows(const T* src, T* dst, int rows, std::int64_t n, bool max);
 
 template <class T> CudaTensor<T> rms_norm(const CudaTensor<T>& x, const CudaTensor<T>& w, float eps);
 template <class T> CudaTensor<T> rms_norm(const CudaTensor<T>& x, float eps);

@@ -87,7 +87,8 @@ void launch_attention_reference(const T* q, const T* k, const T* v, T* out, floa
               "attention_reference: B (", batch, "), H (", heads, "), Sq (", sq, ") or Sk (", sk,
               ") out of range (B, H ≤ 65535; Sk ≤ 48000)");
   if (batch == 0 || sq == 0) return;
-  PDIFF_CHECK(q && k && v && out, "attention_reference: q, k, v and out must be device pointers, got null");
+  PDIFF_CHECK(batch * sq == 0 || (q && k && v && out), "attention_reference: q, k, v and out must be device pointers, got null");
+  if (batch * sq == 0) return;  // nothing to attend from (a rank whose share of the sequence is empty)
   const float scale = p.scale > 0.0f ? p.scale : 1.0f / std::sqrt(float(head_dim));
   const int bytes = int((head_dim + sk) * sizeof(float));
   const cudaError_t e = cudaFuncSetAttribute(detail::attention_reference_kernel<T>,

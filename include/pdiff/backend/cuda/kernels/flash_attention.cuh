@@ -291,7 +291,8 @@ inline void launch_flash_attention(const bf16* q, const bf16* k, const bf16* v, 
   PDIFF_CHECK(p.scale >= 0.0f && std::isfinite(p.scale), "flash_attention: scale (", p.scale,
               ") must be finite and ≥ 0 (0 means 1/sqrt(D))");
   if (batch == 0 || sq == 0) return;
-  PDIFF_CHECK(q && k && v && out, "flash_attention: q, k, v and out must be device pointers, got null");
+  PDIFF_CHECK(batch * sq == 0 || (q && k && v && out), "flash_attention: q, k, v and out must be device pointers, got null");
+  if (batch * sq == 0) return;  // nothing to attend from (a rank whose share of the sequence is empty)
   PDIFF_CHECK(detail::aligned16(q) && detail::aligned16(k) && detail::aligned16(v) && detail::aligned16(out),
               "flash_attention: q, k, v and out must be 16-byte aligned (cp.async and vector stores)");
   detail::FlashArgs a{};

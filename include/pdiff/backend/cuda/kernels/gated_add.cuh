@@ -30,7 +30,7 @@ void launch_gated_add(T* x, const T* gate, const T* y, std::int64_t batch, std::
                       cudaStream_t stream) {
   static_assert(detail::is_kernel_type_v<T>, "launch_gated_add: T must be float or bf16");
   PDIFF_CHECK(batch >= 0 && seq >= 0 && d > 0, "gated_add: shape (", batch, ", ", seq, ", ", d, ") is invalid");
-  PDIFF_CHECK(x && y, "gated_add: x and y must be device pointers, got null");
+  PDIFF_CHECK(batch * seq == 0 || (x && y), "gated_add: x and y must be device pointers, got null");
   const std::int64_t n = batch * seq * d;
   if (n == 0) return;
   detail::gated_add_kernel<T><<<detail::elementwise_blocks(n), 256, 0, stream>>>(x, gate, y, seq, d, n);

@@ -48,7 +48,7 @@ void launch_group_norm(const T* x, const T* w, const T* b, T* out, std::int64_t 
   PDIFF_CHECK(groups > 0 && channels % groups == 0, "group_norm: channels (", channels,
               ") must be divisible by groups (", groups, ")");
   PDIFF_CHECK(batch >= 0 && rest >= 0, "group_norm: shape (", batch, ", ", channels, ", ", rest, ") is invalid");
-  PDIFF_CHECK(x && out, "group_norm: x and out must be device pointers, got null");
+  PDIFF_CHECK(batch * rest == 0 || (x && out), "group_norm: x and out must be device pointers, got null");
   if (batch == 0 || rest == 0) return;
   const std::int64_t blocks = batch * groups;
   PDIFF_CHECK(blocks <= 0x7fffffff, "group_norm: B·groups (", blocks, ") exceeds the grid limit");

@@ -92,7 +92,7 @@ void launch_layer_norm_modulate(const T* x, const T* w, const T* b, const T* shi
   static_assert(detail::is_kernel_type_v<T>, "launch_layer_norm_modulate: T must be float or bf16");
   PDIFF_CHECK(d > 0 && batch >= 0 && seq >= 0, "layer_norm_modulate: shape (", batch, ", ", seq, ", ", d,
               ") must have B, S ≥ 0 and D > 0");
-  PDIFF_CHECK(x && out, "layer_norm_modulate: x and out must be device pointers, got null");
+  PDIFF_CHECK(batch * seq == 0 || (x && out), "layer_norm_modulate: x and out must be device pointers, got null");
   PDIFF_CHECK(eps >= 0.0f, "layer_norm_modulate: eps (", eps, ") must be ≥ 0");
   const std::int64_t rows = batch * seq;
   if (rows == 0) return;

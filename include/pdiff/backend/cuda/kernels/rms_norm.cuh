@@ -61,7 +61,7 @@ template <class T>
 void launch_rms_norm(const T* x, const T* w, T* out, std::int64_t rows, int d, float eps, cudaStream_t stream) {
   static_assert(detail::is_kernel_type_v<T>, "launch_rms_norm: T must be float or bf16");
   PDIFF_CHECK(d > 0 && rows >= 0, "rms_norm: shape (", rows, ", ", d, ") must have rows ≥ 0 and D > 0");
-  PDIFF_CHECK(x && out, "rms_norm: x and out must be device pointers, got null");
+  PDIFF_CHECK(rows == 0 || (x && out), "rms_norm: x and out must be device pointers, got null");
   PDIFF_CHECK(eps >= 0.0f, "rms_norm: eps (", eps, ") must be ≥ 0");
   if (rows == 0) return;
   constexpr int N = detail::VecIo<T>::n;

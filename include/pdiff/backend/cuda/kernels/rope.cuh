@@ -47,7 +47,7 @@ void launch_rope(T* x, const float* cos, const float* sin, std::int64_t batch, s
   PDIFF_CHECK(d > 0 && d % 2 == 0, "rope: head dim (", d, ") must be even and positive");
   PDIFF_CHECK(batch >= 0 && seq >= 0 && heads >= 0, "rope: shape (", batch, ", ", seq, ", ", heads, ", ", d,
               ") is invalid");
-  PDIFF_CHECK(x && cos && sin, "rope: x, cos and sin must be device pointers, got null");
+  PDIFF_CHECK(batch * seq * heads == 0 || (x && cos && sin), "rope: x, cos and sin must be device pointers, got null");
   const std::int64_t pairs = batch * seq * heads * (d / 2);
   if (pairs == 0) return;
   detail::rope_kernel<T><<<detail::elementwise_blocks(pairs), 256, 0, stream>>>(

@@ -48,7 +48,7 @@ template <class T>
 void launch_softmax(const T* x, T* out, std::int64_t rows, int n, float scale, cudaStream_t stream) {
   static_assert(detail::is_kernel_type_v<T>, "launch_softmax: T must be float or bf16");
   PDIFF_CHECK(rows >= 0 && n > 0, "softmax: shape (", rows, ", ", n, ") must have rows ≥ 0 and N > 0");
-  PDIFF_CHECK(x && out, "softmax: x and out must be device pointers, got null");
+  PDIFF_CHECK(rows == 0 || (x && out), "softmax: x and out must be device pointers, got null");
   PDIFF_CHECK(scale > 0.0f, "softmax: scale (", scale, ") must be positive");
   if (rows == 0) return;
   const auto g = detail::row_geometry((n + 3) / 4);

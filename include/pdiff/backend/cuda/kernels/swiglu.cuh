@@ -28,7 +28,7 @@ template <class T>
 void launch_swiglu(const T* x, T* out, std::int64_t rows, std::int64_t f, cudaStream_t stream) {
   static_assert(detail::is_kernel_type_v<T>, "launch_swiglu: T must be float or bf16");
   PDIFF_CHECK(rows >= 0 && f > 0, "swiglu: shape (", rows, ", 2·", f, ") must have rows ≥ 0 and F > 0");
-  PDIFF_CHECK(x && out, "swiglu: x and out must be device pointers, got null");
+  PDIFF_CHECK(rows == 0 || (x && out), "swiglu: x and out must be device pointers, got null");
   if (rows == 0) return;
   detail::swiglu_kernel<T><<<detail::elementwise_blocks(rows * f), 256, 0, stream>>>(x, out, rows, f);
   detail::check_launch("swiglu");
