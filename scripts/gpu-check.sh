@@ -419,17 +419,19 @@ fi
 # built with the tests, or ctest reports the test "Not Run" and the check fails on a GPU machine
 examples=()
 if [ -z "${PDIFF_GPU_TARGETS:-}" ]; then
-  # each gpu test's command from ctest's JSON (the same in every CMake version; the CTestTestfile's
-  # add_test lines are not), kept where it is a binary of examples/ that ninja can build
+  # each gpu test's executable from its add_test line: CMake 3 writes add_test([=[name]=] "exe" ...),
+  # CMake 4 add_test("name" "exe" ...); ctest's JSON names no command for a binary not yet built there
   while IFS= read -r e; do
     grep -q "^examples/$e: " "$state/ninja-targets.txt" && examples+=("$e")
-  done < <("$ctest" --test-dir "$build" -N -L '^gpu$' --show-only=json-v1 2>/dev/null | python3 -c '
-import json, os, sys
-b = os.path.realpath(sys.argv[1]) + "/examples/"
-for t in json.load(sys.stdin).get("tests", []):
-    c = t.get("command") or [""]
-    p = os.path.realpath(c[0]) if c[0] else ""
-    if p.startswith(b) and "/" not in p[len(b):]: print(p[len(b):])' "$build" | sort -u)
+  done < <("$ctest" --test-dir "$build" -N -L '^gpu$' 2>/dev/null | sed -n 's/^ *Test *#[0-9]*: //p' | python3 -c '
+import os, re, sys
+wanted = set(sys.stdin.read().split())
+b = os.path.realpath(sys.argv[1])
+line = re.compile(r"^add_test\((?:\[=\[([^]]+)\]=\]|\"([^\"]+)\")\s+\"([^\"]+)\"", re.M)
+with open(os.path.join(b, "examples", "CTestTestfile.cmake")) as f:
+    for m in line.finditer(f.read()):
+        name, exe = m.group(1) or m.group(2), os.path.realpath(m.group(3))
+        if name in wanted and os.path.dirname(exe) == os.path.join(b, "examples"): print(os.path.basename(exe))' "$build" | sort -u)
 fi
 echo "${tests[*]}" >"$state/tests.txt"
 echo "${benches[*]}" >"$state/benches.txt"

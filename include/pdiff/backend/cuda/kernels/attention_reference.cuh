@@ -87,12 +87,10 @@ void launch_attention_reference(const T* q, const T* k, const T* v, T* out, floa
               "attention_reference: B (", batch, "), H (", heads, "), Sq (", sq, ") or Sk (", sk,
               ") out of range (B, H ≤ 65535; Sk ≤ 48000)");
   if (batch == 0 || sq == 0) return;
-  PDIFF_CHECK(batch * sq == 0 || (q && k && v && out), "attention_reference: q, k, v and out must be device pointers, got null");
-  if (batch * sq == 0) return;  // nothing to attend from (a rank whose share of the sequence is empty)
+  PDIFF_CHECK(q && k && v && out, "attention_reference: q, k, v and out must be device pointers, got null");
   const float scale = p.scale > 0.0f ? p.scale : 1.0f / std::sqrt(float(head_dim));
   const int bytes = int((head_dim + sk) * sizeof(float));
-  const cudaError_t e = cudaFuncSetAttribute(detail::attention_reference_kernel<T>,
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  const cudaError_t e = detail::raise_dynamic_smem(detail::attention_reference_kernel<T>, bytes);
   PDIFF_CHECK(e == cudaSuccess, "attention_reference: cannot reserve ", bytes, " bytes of shared memory: ",
               cudaGetErrorString(e));
   const dim3 grid{unsigned(sq), unsigned(heads), unsigned(batch)};

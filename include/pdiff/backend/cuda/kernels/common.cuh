@@ -16,7 +16,10 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <type_traits>
+#include <utility>
 
 #include "pdiff/core/dtype.hpp"
 #include "pdiff/core/error.hpp"
@@ -127,6 +130,24 @@ inline unsigned elementwise_blocks(std::int64_t n) {
   std::int64_t b = (n + 255) / 256;
   if (b > 65535LL * 16) b = 65535LL * 16;
   return unsigned(b < 1 ? 1 : b);
+}
+
+// Lets `kernel` take `bytes` of dynamic shared memory on the current device. The cap is one setting per
+// (kernel, device), shared by every host thread: thread ranks sharing a GPU must never lower it under
+// another's launch (seen on an H200: two CFG<2> ranks with different key lengths, one launch refused with
+// "invalid argument"), so it only grows, under a lock — and is set once rather than before every launch.
+template <class Kernel>
+cudaError_t raise_dynamic_smem(Kernel* kernel, int bytes) {
+  static std::mutex mu;
+  static std::map<std::pair<const void*, int>, int> cap;
+  int device = 0;
+  if (const cudaError_t e = cudaGetDevice(&device); e != cudaSuccess) return e;
+  std::lock_guard lock(mu);
+  int& now = cap[{reinterpret_cast<const void*>(kernel), device}];
+  if (bytes <= now) return cudaSuccess;
+  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  if (e == cudaSuccess) now = bytes;
+  return e;
 }
 
 }  // namespace detail

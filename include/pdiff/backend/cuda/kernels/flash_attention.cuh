@@ -263,8 +263,7 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_fwd_kernel(cons
 template <int D>
 void flash_attention_dispatch(const FlashArgs& a, int batch, cudaStream_t stream) {
   constexpr int bytes = flash_smem_bytes<D>();
-  const cudaError_t e =
-      cudaFuncSetAttribute(flash_attention_fwd_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  const cudaError_t e = raise_dynamic_smem(flash_attention_fwd_kernel<D>, bytes);
   PDIFF_CHECK(e == cudaSuccess, "flash_attention: cannot reserve ", bytes, " bytes of shared memory: ",
               cudaGetErrorString(e));
   const dim3 grid(unsigned((a.sq + kFlashRows - 1) / kFlashRows), unsigned(a.heads), unsigned(batch));
@@ -291,8 +290,7 @@ inline void launch_flash_attention(const bf16* q, const bf16* k, const bf16* v, 
   PDIFF_CHECK(p.scale >= 0.0f && std::isfinite(p.scale), "flash_attention: scale (", p.scale,
               ") must be finite and ≥ 0 (0 means 1/sqrt(D))");
   if (batch == 0 || sq == 0) return;
-  PDIFF_CHECK(batch * sq == 0 || (q && k && v && out), "flash_attention: q, k, v and out must be device pointers, got null");
-  if (batch * sq == 0) return;  // nothing to attend from (a rank whose share of the sequence is empty)
+  PDIFF_CHECK(q && k && v && out, "flash_attention: q, k, v and out must be device pointers, got null");
   PDIFF_CHECK(detail::aligned16(q) && detail::aligned16(k) && detail::aligned16(v) && detail::aligned16(out),
               "flash_attention: q, k, v and out must be 16-byte aligned (cp.async and vector stores)");
   detail::FlashArgs a{};
