@@ -212,13 +212,14 @@ for l in read(os.path.join(st, "bench_runs.tsv")).splitlines():
         b["error"] = f"no benchmark JSON: {e}"
     benches[name] = b
 rep["benchmarks"] = benches
-# pdiff's flash attention against PyTorch's best SDPA backend, shape by shape (TFLOP/s and their ratio)
+# pdiff's attention (flash kernel, and cuDNN's where built) against PyTorch's best SDPA backend, shape by shape
 try:
-    mine = {}
+    mine = {"flash": {}, "cudnn": {}}
     for r in benches.get("bench_cuda_attention", {}).get("benchmarks", []):
-        if r.get("name", "").startswith("BM_flash_attention/") and "TFLOP/s" in r:
-            kv = dict(x.split(":") for x in r["name"].split("/")[1:] if ":" in x)
-            mine[(kv.get("H"), kv.get("S"), kv.get("causal"))] = r["TFLOP/s"]
+        for kind in mine:
+            if r.get("name", "").startswith(f"BM_{kind}_attention/") and "TFLOP/s" in r:
+                kv = dict(x.split(":") for x in r["name"].split("/")[1:] if ":" in x)
+                mine[kind][(kv.get("H"), kv.get("S"), kv.get("causal"))] = r["TFLOP/s"]
     peer = {}
     for r in benches.get("sdpa_torch", {}).get("benchmarks", []):
         if "TFLOP/s" in r:
@@ -226,9 +227,16 @@ try:
             key = (kv.get("H"), kv.get("S"), kv.get("causal"))
             be = r["name"].split("/")[1]
             if key not in peer or r["TFLOP/s"] > peer[key][0]: peer[key] = (r["TFLOP/s"], be)
-    rep["attention_vs_torch"] = [{"H": int(k[0]), "S": int(k[1]), "causal": int(k[2]), "pdiff_tflops": round(v, 1),
-                                  "torch_tflops": round(peer[k][0], 1), "torch_backend": peer[k][1],
-                                  "ratio": round(v / peer[k][0], 3)} for k, v in sorted(mine.items()) if k in peer]
+    rows = []
+    for k, v in sorted(mine["flash"].items()):
+        if k not in peer: continue
+        row = {"H": int(k[0]), "S": int(k[1]), "causal": int(k[2]), "pdiff_tflops": round(v, 1),
+               "torch_tflops": round(peer[k][0], 1), "torch_backend": peer[k][1], "ratio": round(v / peer[k][0], 3)}
+        if k in mine["cudnn"]:
+            row["pdiff_cudnn_tflops"] = round(mine["cudnn"][k], 1)
+            row["ratio_cudnn"] = round(mine["cudnn"][k] / peer[k][0], 3)
+        rows.append(row)
+    rep["attention_vs_torch"] = rows
 except Exception as e:
     rep["attention_vs_torch_error"] = str(e)
 rep["ok"] = rep["exit_code"] == 0
@@ -349,6 +357,39 @@ else
   die "no NCCL found (nccl.h + libnccl.so under $cuda_root or /usr, or python3's nvidia.nccl wheel); set PDIFF_NCCL_INCLUDE_DIR and PDIFF_NCCL_LIBRARY, or PDIFF_GPU_NO_NCCL=1 to go on without it"
 fi
 
+# cuDNN (for its fused attention; optional): a system one, else the PyTorch wheel's nvidia-cudnn. Its
+# libcudnn.so.9 loads its engine libraries from its own folder: that folder goes on LD_LIBRARY_PATH.
+cudnn_args=()
+ci="" cl=""
+for d in "$cuda_root/include" "$cuda_root"/targets/*/include /usr/include /usr/local/include; do
+  [ -f "$d/cudnn.h" ] && { ci=$d; break; }
+done
+for d in "$cuda_root/lib64" "$cuda_root"/targets/*/lib /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/local/lib; do
+  for n in libcudnn.so libcudnn.so.9; do [ -e "$d/$n" ] && { cl=$d/$n; break 2; }; done
+done
+cudnn_from=system
+if { [ -z "$ci" ] || [ -z "$cl" ]; } && command -v python3 >/dev/null; then
+  wd=$(python3 -c 'import nvidia.cudnn as m; print(list(m.__path__)[0])' 2>/dev/null || true)
+  ci="" cl="" cudnn_from="python wheel nvidia-cudnn"
+  if [ -n "$wd" ] && [ -f "$wd/include/cudnn.h" ]; then
+    ci=$wd/include
+    for n in libcudnn.so libcudnn.so.9; do [ -e "$wd/lib/$n" ] && { cl=$wd/lib/$n; break; }; done
+  fi
+fi
+if [ -n "$ci" ] && [ -n "$cl" ] && [ -f "$tp/cudnn-frontend/include/cudnn_frontend.h" ]; then
+  LD_LIBRARY_PATH="$(dirname "$(readlink -f "$cl")")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export LD_LIBRARY_PATH
+  cudnn_ver=$(awk '/^#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) /{printf "%s%s", sep, $3; sep="."}' "$ci/cudnn_version.h" 2>/dev/null)
+  say "cuDNN ${cudnn_ver:-?} from $cudnn_from: $ci/cudnn.h, $cl; cudnn-frontend from third_party"
+  info cudnn "${cudnn_ver:-?} ($cudnn_from) $ci $cl"
+  cudnn_args=(-DPDIFF_ENABLE_CUDNN=ON -DPDIFF_CUDNN_INCLUDE_DIR="$ci" -DPDIFF_CUDNN_LIBRARY="$cl"
+              -DPDIFF_CUDNN_FRONTEND_INCLUDE_DIR="$tp/cudnn-frontend/include")
+else
+  say "no cuDNN (or no third_party/cudnn-frontend): cuDNN's attention is not built"
+  info cudnn none
+  cudnn_args=(-DPDIFF_ENABLE_CUDNN=OFF)
+fi
+
 launcher=()
 if command -v ccache >/dev/null; then
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
@@ -383,7 +424,7 @@ tpi=$tp/usr/include
 run_step configure 180 "$cmake" -S "$src" -B "$build" -G Ninja -DCMAKE_MAKE_PROGRAM="$ninja" \
   -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_CUDA_COMPILER="$nvcc" \
   -DCUDAToolkit_ROOT="$cuda_root" -DCMAKE_CUDA_ARCHITECTURES="$archs" -DCMAKE_CUDA_FLAGS="--threads=2" \
-  -DPDIFF_ENABLE_CUDA=ON -DPDIFF_ENABLE_MPI=OFF "${nccl_args[@]}" "${launcher[@]}" \
+  -DPDIFF_ENABLE_CUDA=ON -DPDIFF_ENABLE_MPI=OFF "${nccl_args[@]}" "${cudnn_args[@]}" "${launcher[@]}" \
   -DPDIFF_BUILD_TESTS=ON -DPDIFF_BUILD_BENCH=ON -DPDIFF_BUILD_EXAMPLES=ON \
   -DCMAKE_PREFIX_PATH="$tp/usr;$gb_prefix" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF \
   -DEigen3_DIR="$tp/usr/share/eigen3/cmake" -Ddoctest_DIR="$tp/usr/lib/cmake/doctest" \

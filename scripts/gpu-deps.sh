@@ -9,6 +9,8 @@
 # Runs here (Debian bookworm's apt reachable). What it puts there:
 #   third_party/usr/...            the headers and CMake config files of the Debian packages below
 #                                  (apt-get download + dpkg-deb -x; no shared library is shipped)
+#   third_party/cudnn-frontend/    cudnn-frontend's headers (header-only; from the PyPI wheel), for the
+#                                  cuDNN attention path (src/cuda/attention_cudnn.cpp)
 #   third_party/benchmark-src/     Google Benchmark as upstream SOURCE (the orig tarball of Debian's
 #                                  source package), built by gpu-check.sh on the machine that uses it,
 #                                  since that machine's glibc/libstdc++ may differ from Debian's
@@ -32,6 +34,7 @@ debs=(
   "libcli11-dev 2.1.2+ds-1"
 )
 bench_src="benchmark 1.7.1-1"   # Debian's source package of Google Benchmark; its orig tarball is upstream v1.7.1
+cudnn_fe="nvidia-cudnn-frontend 1.32.0"   # PyPI wheel; only its include/ (header-only C++ cudnn-frontend) is kept
 
 force=0
 case "${1:-}" in
@@ -48,6 +51,7 @@ expected() {
   local d
   for d in "${debs[@]}"; do echo "deb $d"; done
   echo "src $bench_src"
+  echo "whl $cudnn_fe"
 }
 
 # Everything in place and at the pinned versions?
@@ -60,7 +64,8 @@ up_to_date() {
            usr/include/nlohmann/json.hpp usr/share/cmake/nlohmann_json/nlohmann_jsonConfig.cmake \
            usr/include/stb/stb_image.h usr/include/stb/stb_image_write.h \
            usr/include/CLI/CLI.hpp usr/share/cmake/CLI11/CLI11Config.cmake \
-           benchmark-src/CMakeLists.txt benchmark-src/include/benchmark/benchmark.h; do
+           benchmark-src/CMakeLists.txt benchmark-src/include/benchmark/benchmark.h \
+           cudnn-frontend/include/cudnn_frontend.h; do
     [ -f "$dest/$f" ] || return 1
   done
 }
@@ -100,6 +105,10 @@ read -r sname sver <<<"$bench_src"
 say "apt-get source --download-only $sname=$sver"
 apt-get "${apt_opts[@]}" source --download-only "$sname=$sver" >/dev/null
 cd - >/dev/null
+read -r fname fver <<<"$cudnn_fe"
+say "pip download $fname==$fver (PyPI)"
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 --implementation cp \
+  --platform manylinux_2_28_x86_64 -d "$work/whl" "$fname==$fver"
 
 # Check what came against the pins, then unpack into a fresh folder and swap it in at the end, so an
 # interrupted run never leaves a half-filled third_party/ that looks complete.
@@ -120,6 +129,17 @@ new="$work/new"
   grep -q "project (benchmark VERSION ${sver%-*}" "$new/benchmark-src/CMakeLists.txt" ||
     { echo "gpu-deps: $orig is not Google Benchmark ${sver%-*}" >&2; exit 1; }
   echo "src $sname $sver $(sha256sum "$orig" | cut -d' ' -f1)"
+  whl=$(ls "$work/whl/"*.whl)
+  python3 - "$whl" "$new/cudnn-frontend" "$fver" <<'PY'
+import sys, zipfile
+whl, dest, ver = sys.argv[1:]
+z = zipfile.ZipFile(whl)
+names = [n for n in z.namelist() if n.startswith("include/")]
+assert "include/cudnn_frontend.h" in names, f"{whl} holds no include/cudnn_frontend.h"
+assert any(n.endswith("METADATA") and f"Version: {ver}" in z.read(n).decode() for n in z.namelist()), f"{whl} is not {ver}"
+z.extractall(dest, names)
+PY
+  echo "whl $fname $fver $(sha256sum "$whl" | cut -d' ' -f1)"
 } >"$work/VERSIONS"
 
 # Keep it small: documentation, Eigen's unsupported/ modules (pdiff includes none), stb's prebuilt

@@ -5,11 +5,14 @@
 #include <benchmark/benchmark.h>
 #include <cuda_runtime.h>
 
+#include <cmath>
+#include <string>
 #include <vector>
 
 #include "pdiff/backend/cuda/kernels/flash_attention.cuh"
 #include "pdiff/backend/cuda/kernels/layer_norm.cuh"
 #include "pdiff/backend/cuda/kernels/rms_norm.cuh"
+#include "pdiff/backend/cuda/ops.hpp"
 
 using namespace pdiff;
 
@@ -73,6 +76,37 @@ void BM_flash_attention(benchmark::State& st) {
       benchmark::Counter(flops * 1e-12 * double(st.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_flash_attention)
+    ->ArgNames({"S", "H", "causal"})
+    ->ArgsProduct({{4096, 8192, 16384}, {24, 48}, {0, 1}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
+// cuDNN's fused attention (attention_cudnn) on the same shapes and data, with the LSE too; skipped where
+// pdiff was built without cuDNN or cuDNN refuses the case (the reason is the skip message).
+void BM_cudnn_attention(benchmark::State& st) {
+  if (!have_device()) return st.SkipWithError("no CUDA device");
+  static std::string why;
+  if (!cudnn_attention_built()) return st.SkipWithError("pdiff was built without cuDNN");
+  const std::int64_t B = 1, S = st.range(0);
+  const int H = int(st.range(1)), D = 128;
+  const bool causal = st.range(2) != 0;
+  const Shape shape{B, S, H, D};
+  const std::size_t n = std::size_t(B * S * H * D);
+  DevBf16 q(n), k(n), v(n);
+  // the same pattern as the flash case, in tensors (one copy of each, timing excludes it)
+  Tensor<bf16, OnCuda> tq(shape), tk(shape), tv(shape), o(shape);
+  cudaMemcpy(tq.data(), q.p, n * sizeof(bf16), cudaMemcpyDeviceToDevice);
+  cudaMemcpy(tk.data(), k.p, n * sizeof(bf16), cudaMemcpyDeviceToDevice);
+  cudaMemcpy(tv.data(), v.p, n * sizeof(bf16), cudaMemcpyDeviceToDevice);
+  Tensor<float, OnCuda> lse({B, H, S});
+  const float scale = 1.0f / std::sqrt(float(D));
+  if (!attention_cudnn(tq, tk, tv, o, lse.data(), scale, causal, &why)) return st.SkipWithError(why.c_str());
+  time_loop(st, [&] { attention_cudnn(tq, tk, tv, o, lse.data(), scale, causal); });
+  const double flops = 4.0 * double(B) * H * double(S) * double(S) * D * (causal ? 0.5 : 1.0);
+  st.counters["TFLOP/s"] =
+      benchmark::Counter(flops * 1e-12 * double(st.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_cudnn_attention)
     ->ArgNames({"S", "H", "causal"})
     ->ArgsProduct({{4096, 8192, 16384}, {24, 48}, {0, 1}})
     ->UseManualTime()

@@ -9,6 +9,7 @@
 // | benchmark                        | layout                          | depth            | what it shows        |
 // |----------------------------------|---------------------------------|------------------|----------------------|
 // | BM_flux2_dev_step/serial          | Layout<OnCuda>                  | full (8 + 48)    | s/step (target ≤ 0.45 on H100) |
+// | BM_flux2_dev_step/serial_cudnn    | Layout<OnCuda>, cuDNN attention | full (8 + 48)    | s/step with cuDNN's SDPA |
 // | BM_flux2_dev_step/tp2_shared      | TP<2> on one GPU (DeviceThreadComm) | 2 + 12         | the TP path runs; not a speedup |
 // | BM_flux2_dev_step/ulysses2_shared | Ulysses<2> on one GPU           | 2 + 12 (weights replicated: full depth would not fit 80 GB) | the Ulysses path runs |
 // Run: build/bench/cuda/bench_flux2_step_cuda (about a minute per case, most of it loading).
@@ -81,9 +82,17 @@ void run_step(benchmark::State& state, std::int64_t doubles, std::int64_t single
 }  // namespace
 
 static void BM_flux2_dev_step_serial(benchmark::State& s) { run_step<Layout<OnCuda>>(s, 8, 48); }
+// the same step with cuDNN's fused attention in place of the flash kernel (where pdiff was built with cuDNN)
+static void BM_flux2_dev_step_serial_cudnn(benchmark::State& s) {
+  if (!cudnn_attention_built()) return s.SkipWithError("pdiff was built without cuDNN");
+  set_cudnn_attention(true);
+  run_step<Layout<OnCuda>>(s, 8, 48);
+  set_cudnn_attention(false);
+}
 static void BM_flux2_dev_step_tp2_shared(benchmark::State& s) { run_step<Layout<TP<2>, OnCuda>>(s, 2, 12); }
 static void BM_flux2_dev_step_ulysses2_shared(benchmark::State& s) { run_step<Layout<Ulysses<2>, OnCuda>>(s, 2, 12); }
 BENCHMARK(BM_flux2_dev_step_serial)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_flux2_dev_step_serial_cudnn)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_flux2_dev_step_tp2_shared)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_flux2_dev_step_ulysses2_shared)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();

@@ -32,6 +32,7 @@
 #if defined(PDIFF_WITH_CUDA)
 #include <cstdint>
 #include <span>
+#include <string>
 
 #include "pdiff/backend/cuda/gemm.hpp"
 #include "pdiff/backend/cuda/memory.hpp"
@@ -73,6 +74,16 @@ template <class T> void apply_rope_interleaved(CudaTensor<T>& x, const RopeTable
 template <class T>
 CudaTensor<T> attention(const CudaTensor<T>& q, const CudaTensor<T>& k, const CudaTensor<T>& v,
                         const BasicAttnArgs<OnCuda>& a = {}, CudaTensor<float>* lse = nullptr);
+// cuDNN's fused attention (src/cuda/attention_cudnn.cpp, through cudnn-frontend): bf16 q/k/v (B, S, H, D),
+// no masks, causal = top-left (key j ≤ query i), lse (B, H, Sq) natural log when given. False (and why) when
+// pdiff was built without cuDNN or cuDNN refuses the case: nothing was written, run the flash kernel.
+// `attention` takes it for eligible bf16 cases when asked: PDIFF_ATTENTION=cudnn in the environment, or
+// set_cudnn_attention(true|false), which overrides it (cudnn_attention_requested() says which holds).
+bool cudnn_attention_built();
+bool cudnn_attention_requested();
+void set_cudnn_attention(bool on);
+bool attention_cudnn(const CudaTensor<bf16>& q, const CudaTensor<bf16>& k, const CudaTensor<bf16>& v,
+                     CudaTensor<bf16>& out, float* lse, float scale, bool causal, std::string* why_not = nullptr);
 template <class T>
 void merge_attention(CudaTensor<T>& acc, CudaTensor<float>& acc_lse, const CudaTensor<T>& o, const CudaTensor<float>& lse);
 
