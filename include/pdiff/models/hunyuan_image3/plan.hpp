@@ -12,6 +12,7 @@
 #include "pdiff/layers/row_parallel.hpp"
 #include "pdiff/layers/sequence.hpp"
 #include "pdiff/models/hunyuan_image3/config.hpp"
+#include "pdiff/models/hunyuan_image3/shards.hpp"
 #include "pdiff/models/param_plan.hpp"
 
 namespace pdiff {
@@ -26,13 +27,12 @@ inline HunyuanParamPlan hunyuan_image3_param_plan(const HunyuanImage3Config& c, 
   PDIFF_CHECK(tp >= 1 && ep >= 1 && (tp % ep == 0 || ep % tp == 0), "HunyuanImage-3.0 plan: EP<", ep, "> and TP<",
               tp, "> must nest");
   PDIFF_CHECK(c.num_experts % ep == 0, "HunyuanImage-3.0 plan: ", c.num_experts, " experts over EP<", ep, ">");
-  const std::int64_t H = c.hidden_size, D = c.attention_head_dim, NH = c.num_attention_heads,
-                     KVH = c.num_key_value_heads;
-  PDIFF_CHECK(KVH % tp == 0, "HunyuanImage-3.0 plan: num_key_value_heads (", KVH, ") over TP<", tp, ">");
+  const std::int64_t H = c.hidden_size, D = c.attention_head_dim, NH = c.num_attention_heads;
+  const HunyuanQkvShards qkv(c, tp);  // the attention layer's own arithmetic
   HunyuanParamPlan p;
   for (std::int64_t i = 0; i < c.num_hidden_layers; ++i) {
     // qkv_proj: this rank's KV heads, each with its query group ([q×G, k, v] rows); o_proj RowParallel
-    p.sharded += KVH / tp * (NH / KVH + 2) * D * H + RowShards({NH * D}, H, false, tp).local_elements();
+    p.sharded += qkv.local_elements() + RowShards({NH * D}, H, false, tp).local_elements();
     p.replicated += 2 * H + 2 * D;  // the layer's norms, q/k norms
     if (c.is_moe(i)) {
       const MoeShards moe(c.moe(std::size_t(i)), tp, ep);  // the MoE layer's own arithmetic

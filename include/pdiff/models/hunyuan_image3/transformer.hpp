@@ -32,6 +32,7 @@
 #include "pdiff/layers/row_parallel.hpp"
 #include "pdiff/layers/sequence.hpp"
 #include "pdiff/models/hunyuan_image3/config.hpp"
+#include "pdiff/models/hunyuan_image3/shards.hpp"
 #include "pdiff/models/hunyuan_image3/unet.hpp"
 
 namespace pdiff {
@@ -104,16 +105,14 @@ struct HunyuanAttention {
 
   template <class Source, class R>
   static HunyuanAttention load(const Source& ck, const HunyuanImage3Config& c, const R& rank, const std::string& p) {
-    const std::int64_t H = c.hidden_size, NH = c.num_attention_heads, KVH = c.num_key_value_heads,
-                       D = c.attention_head_dim, G = NH / KVH;
-    PDIFF_CHECK(KVH % L::tp == 0, "HunyuanImage-3.0: num_key_value_heads (", KVH, ") must be divisible by tp (", L::tp,
-                "): TP splits the KV heads with their query groups");
+    const std::int64_t H = c.hidden_size, NH = c.num_attention_heads, D = c.attention_head_dim;
+    const HunyuanQkvShards qkv(c, L::tp);  // this rank's KV heads with their query groups, [q×G, k, v] rows
     HunyuanAttention a;
-    a.kv_local = KVH / L::tp, a.groups = G, a.head_dim = D;
-    const std::int64_t rows = a.kv_local * (G + 2) * D, r0 = L::coord(Axis::tp, rank.index) * rows;
-    a.qkv.set(ck.read_plan(ShardPlan{Shape{rows, H}, 0, {{0, 0, r0, r0 + rows}}},
+    a.kv_local = qkv.kv_local(), a.groups = qkv.groups(), a.head_dim = D;
+    const std::int64_t r0 = qkv.row_begin(L::coord(Axis::tp, rank.index));
+    a.qkv.set(ck.read_plan(ShardPlan{qkv.local_shape(), 0, {{0, 0, r0, r0 + qkv.rows()}}},
                            std::vector<std::string>{p + "qkv_proj.weight"},
-                           std::vector<std::vector<std::int64_t>>{{(NH + 2 * KVH) * D, H}}));
+                           std::vector<std::vector<std::int64_t>>{{qkv.full_shape()[0], qkv.full_shape()[1]}}));
     a.o = RowParallel<C>(NH * D, H, false);
     a.o.load(ck, L::coord(Axis::tp, rank.index), {p + "o_proj.weight"});
     a.q_norm = RMSNorm<C>(D, c.rms_norm_eps);
