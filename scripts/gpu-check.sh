@@ -30,9 +30,14 @@
 #   PDIFF_GPU_BENCH_ARGS    extra arguments for every benchmark binary (e.g. --benchmark_min_time=0.2)
 #   PDIFF_NCCL_INCLUDE_DIR / PDIFF_NCCL_LIBRARY   use this NCCL instead of searching
 #   PDIFF_GPU_NO_NCCL=1     go on without NCCL (test_cuda_nccl_comm is then not built)
+#   PDIFF_GPU_KERNPROF      BENCH[:FILTER] — run benchmark binary BENCH (its cases matching FILTER) under
+#                           tools/kernprof instead of plainly (CUPTI: every kernel and copy timed; its figures
+#                           are reported as usual) and write OUT_DIR/kernprof.csv.gz and OUT_DIR/kernprof.txt
+#                           (tools/kernprof/summarize.py); e.g. bench_flux2_step_cuda:serial. Needs CUPTI (the
+#                           CUDA toolkit's or the PyTorch wheel's); without it BENCH is not run
 set -euo pipefail
 
-usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; }
 mode=full
 out=""
 while (($#)); do
@@ -484,6 +489,38 @@ if [ "$mode" = configure ]; then
   exit 0
 fi
 
+# tools/kernprof (a CUPTI timeline recorder) into $build/libkernprof.so: CUPTI's header and library from one
+# place, the toolkit's, else a PyTorch wheel's nvidia-cuda-cupti. False (and why) when there is none.
+build_kernprof() {
+  local cupti_inc="" cupti_lib="" d l
+  for d in "$cuda_root" "$cuda_root/extras/CUPTI"; do
+    [ -f "$d/include/cupti.h" ] || continue
+    for l in "$d"/lib64/libcupti.so "$d"/lib/libcupti.so "$d"/lib64/libcupti.so.* "$d"/lib/libcupti.so.*; do
+      [ -e "$l" ] && { cupti_inc=$d/include cupti_lib=$l; break 2; }
+    done
+  done
+  if [ -z "$cupti_lib" ] && command -v python3 >/dev/null; then
+    read -r cupti_inc cupti_lib < <(python3 - <<'PY' 2>/dev/null || true
+import glob, os, site
+for sp in site.getsitepackages():
+    for h in sorted(glob.glob(os.path.join(sp, "nvidia", "**", "cupti.h"), recursive=True)):
+        root = os.path.dirname(os.path.dirname(h))
+        libs = sorted(glob.glob(os.path.join(root, "lib*", "libcupti.so*")))
+        if libs:
+            print(os.path.dirname(h), libs[0]); raise SystemExit
+PY
+)
+  fi
+  if [ -z "$cupti_lib" ]; then
+    say "kernprof: no CUPTI (cupti.h + libcupti) in $cuda_root or a Python wheel"
+    return 1
+  fi
+  say "kernprof: CUPTI $cupti_lib"
+  run_step kernprof-build 120 "$cxx" -O2 -std=c++17 -Wall -shared -fPIC -I"$cupti_inc" -I"$cuda_root/include" \
+    "$src/tools/kernprof/kernprof.cpp" -o "$build/libkernprof.so" "$cupti_lib" \
+    -Wl,-rpath,"$(dirname "$(readlink -f "$cupti_lib")")"
+}
+
 # ---- build only the GPU targets ---------------------------------------------------------------------
 build_cap=400
 [ "$mode" = build ] && build_cap=7200
@@ -499,6 +536,7 @@ fi
 grep -q "^ *$tp/usr/include/" "$state/ninja-deps.txt" || die "no third_party header in ninja's dependency log: cannot confirm where the headers came from"
 say "headers: Eigen/doctest/json/stb/CLI11 from third_party/, benchmark from $gb_prefix (checked in ninja's deps)"
 if [ "$mode" = build ]; then
+  build_kernprof || true
   say "build only: ${#tests[@]} GPU tests and ${#benches[@]} GPU benchmarks built"
   exit 0
 fi
@@ -550,8 +588,11 @@ run_step ctest 300 "$ctest" --test-dir "$build" "${ctest_sel[@]}" --output-on-fa
 peer=()
 if [[ " ${benches[*]} " == *" bench_cuda_attention "* ]] && python3 -c 'import torch' 2>/dev/null; then peer=(sdpa_torch); fi
 bdir=$out
-((${#benches[@]} + ${#peer[@]} > 6)) && bdir=$build/bench-json && mkdir -p "$bdir"
+room=6; [ -n "${PDIFF_GPU_KERNPROF:-}" ] && room=4  # kernprof.txt and kernprof.csv.gz come back too
+((${#benches[@]} + ${#peer[@]} > room)) && bdir=$build/bench-json && mkdir -p "$bdir"
+kb=${PDIFF_GPU_KERNPROF%%:*}
 for b in "${benches[@]}"; do
+  [ "$b" = "$kb" ] && continue  # runs once, under the profiler (below)
   rc=0
   run_step "bench:$b" "${PDIFF_GPU_BENCH_TIMEOUT:-120}" "$build/bench/cuda/$b" --benchmark_out="$bdir/$b.json" \
     --benchmark_out_format=json ${PDIFF_GPU_BENCH_ARGS:-} || rc=$?
@@ -563,6 +604,32 @@ for b in "${peer[@]}"; do
     --out "$bdir/$b.json" || rc=$?
   printf '%s\t%s\t%s\n' "$b" "$bdir/$b.json" "$rc" >>"$state/bench_runs.tsv"
 done
+
+# ---- kernel timeline of one benchmark (PDIFF_GPU_KERNPROF=BENCH[:FILTER]) -----------------------------
+if [ -n "${PDIFF_GPU_KERNPROF:-}" ]; then
+  kf=""
+  [[ $PDIFF_GPU_KERNPROF == *:* ]] && kf=${PDIFF_GPU_KERNPROF#*:}
+  if [ ! -x "$build/bench/cuda/$kb" ]; then
+    say "kernprof: no benchmark binary $kb: skipped"
+  elif ! build_kernprof; then
+    say "kernprof: not built: $kb runs plainly"
+    rc=0
+    run_step "bench:$kb" "${PDIFF_GPU_BENCH_TIMEOUT:-120}" "$build/bench/cuda/$kb" --benchmark_out="$bdir/$kb.json" \
+      --benchmark_out_format=json ${PDIFF_GPU_BENCH_ARGS:-} || rc=$?
+    printf '%s\t%s\t%s\n' "$kb" "$bdir/$kb.json" "$rc" >>"$state/bench_runs.tsv"
+  else
+    say "kernprof: timing every kernel of $kb ${kf:+(filter $kf)}"
+    rc=0
+    run_step "kernprof:$kb" "${PDIFF_GPU_BENCH_TIMEOUT:-120}" env KERNPROF_OUT="$build/kernprof.csv" \
+      CUDA_INJECTION64_PATH="$build/libkernprof.so" "$build/bench/cuda/$kb" ${kf:+--benchmark_filter="$kf"} \
+      --benchmark_out="$bdir/$kb.json" --benchmark_out_format=json ${PDIFF_GPU_BENCH_ARGS:-} || rc=$?
+    if [ -s "$build/kernprof.csv" ]; then
+      python3 "$src/tools/kernprof/summarize.py" "$build/kernprof.csv" | tee "$out/kernprof.txt" || true
+      gzip -c "$build/kernprof.csv" >"$out/kernprof.csv.gz"
+    fi
+    printf '%s\t%s\t%s\n' "$kb" "$bdir/$kb.json" "$rc" >>"$state/bench_runs.tsv"
+  fi
+fi
 
 # ---- verdict -------------------------------------------------------------------------------------
 read -r passed failed skipped < <(python3 - "$state/ctest-junit.xml" <<'PY' 2>/dev/null || echo "0 0 0"

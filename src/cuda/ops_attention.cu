@@ -110,7 +110,8 @@ CudaTensor<T> attention(const CudaTensor<T>& q, const CudaTensor<T>& k, const Cu
     flash = (D == 64 || D == 128) && cuda::detail::aligned16(q.data()) && cuda::detail::aligned16(k.data()) &&
             cuda::detail::aligned16(v.data());
   if constexpr (std::is_same_v<T, bf16>) {
-    // cuDNN's SDPA where asked (PDIFF_ATTENTION=cudnn) and it applies: no masks, causal only as top-left
+    // cuDNN's SDPA (the default where built; PDIFF_ATTENTION=flash opts out) where it applies: no masks,
+    // causal only as top-left
     if (flash && cudnn_attention_requested() && !a.key_mask && !a.mask && (!a.causal || a.q_offset == a.k_offset) &&
         attention_cudnn(q, k, v, out, plse, a.scale > 0.0f ? a.scale : 1.0f / std::sqrt(float(D)), a.causal))
       return out;

@@ -1,4 +1,4 @@
-// cuDNN's fused attention (attention_cudnn; `attention` takes it under PDIFF_ATTENTION=cudnn) against the
+// cuDNN's fused attention (attention_cudnn; `attention` takes it by default where built) against the
 // CPU attention and pdiff's flash kernel: bf16, head dims 64 and 128, GQA, Sq ≠ Sk, lengths that are no
 // multiple of any tile, causal (top-left) and not, with the log-sum-exp. Where pdiff was built without
 // cuDNN, attention_cudnn must refuse with its reason (the flash kernel serves). Skipped (77) without a GPU.
@@ -51,6 +51,11 @@ TEST_CASE("cuDNN attention = the CPU attention (bf16: out 2e-2, LSE 1e-2) and = 
     const auto got = to_host_f32(out);
     CHECK(rel_err(got, want) < 2e-2);
     CHECK(rel_err(to<OnCpu>(lse), lse_ref) < 1e-2);
-    CHECK(rel_err(got, to_host_f32(attention(dq, dk, dv, BasicAttnArgs<OnCuda>{.causal = c.causal}))) < 2e-2);
+    set_cudnn_attention(false);  // `attention` = the flash kernel here
+    const auto flash = to_host_f32(attention(dq, dk, dv, BasicAttnArgs<OnCuda>{.causal = c.causal}));
+    set_cudnn_attention(true);
+    CHECK(rel_err(got, flash) < 2e-2);
+    // and `attention` itself takes cuDNN by default: the same bits as the direct call
+    CHECK(rel_err(got, to_host_f32(attention(dq, dk, dv, BasicAttnArgs<OnCuda>{.causal = c.causal}))) == 0.0);
   }
 }

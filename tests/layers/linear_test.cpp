@@ -105,6 +105,32 @@ TEST_CASE_TEMPLATE("MergedColumnParallel: unequal parts, separate and fused sour
   });
 }
 
+TEST_CASE_TEMPLATE("forward_parts = part(forward): one GEMM on some parts' weight rows (bias; fp32 and bf16 weights)", L,
+                   PDIFF_TEST_LAYOUTS) {
+  using C = Ctx<L>;
+  const std::int64_t in = 12, a = 8, b = 4, c = 16;
+  auto x = random({2, 3, in}, 51), w = random({a + b + c, in}, 52), bias = random({a + b + c}, 53);
+  const auto w16 = convert<float>(convert<bf16>(w));  // bf16-exact: the CPU keeps it bf16 (weight16)
+  const Tensor<float>* weights[] = {&w, &w16};
+  for (const Tensor<float>* wt : weights) {
+    run_ranks<L>([&](auto& rank) {
+      const int r = rank.coords.tp;
+      MergedColumnParallel<C> m(in, {a, b, c}, true, Sources::fused);
+      const Tensor<float>* ws[] = {wt};
+      const Tensor<float>* bs[] = {&bias};
+      m.load(r, ws, bs);
+      CHECK(m.core.holds_bf16() == (wt == &w16));
+      const auto y = m.forward(rank, x);
+      for (std::size_t i = 0; i < 3; ++i) CHECK(rel_err(m.forward_parts(rank, x, i, i + 1), m.part(y, i)) < 1e-6);
+      const auto bc = m.forward_parts(rank, x, 1, 3);  // parts 1 and 2 together: [b | c] of this rank
+      CHECK(bc.shape() == Shape{2, 3, (b + c) / L::tp});
+      CHECK(rel_err(bc, narrow(y, -1, m.part_offset(1), (b + c) / L::tp)) < 1e-6);
+      CHECK_THROWS_WITH_AS(m.forward_parts(rank, x, 2, 4), doctest::Contains("parts [2, 4) of 3"), Error);
+      return Tensor<float>();
+    });
+  }
+}
+
 TEST_CASE_TEMPLATE("VocabParallelEmbedding and LM head equal serial, vocab not divisible", L, PDIFF_TEST_LAYOUTS) {
   using C = Ctx<L>;
   const std::int64_t V = 37, D = 8;

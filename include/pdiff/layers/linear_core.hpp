@@ -66,17 +66,36 @@ struct LinearCore {
     return y;
   }
   // y (rows, out) = x (rows, in) · Wᵀ, into y's storage.
-  void matmul_into(const tensor& x, tensor& y) const {
-    if constexpr (cpu_f32) {
-      if (holds_bf16()) {
-        gemm_bf16_weight(x, weight16, y);
-        return;
-      }
-    }
-    gemm(x, weight, y, {.trans_b = true});
+  void matmul_into(const tensor& x, tensor& y) const { matmul_rows_into(x, 0, out_features(), y); }
+  // Output features [r0, r1) alone, bias included: x (..., in) → (..., r1 - r0) = x · W[r0, r1)ᵀ (+ b[r0, r1)).
+  // One GEMM on rows r0..r1 of W (a view: W's rows are contiguous), so a fused projection's parts come
+  // out as tensors of their own without narrow copies of the whole output (FLUX.2's q | k | v | mlp).
+  tensor forward_rows(const tensor& x, std::int64_t r0, std::int64_t r1) const {
+    const std::int64_t in = in_features();
+    PDIFF_CHECK(0 <= r0 && r0 <= r1 && r1 <= out_features(), "linear: output rows [", r0, ", ", r1,
+                ") out of range for ", out_features(), " features");
+    PDIFF_CHECK(x.rank() >= 1 && x.size(-1) == in, "linear: input", x.shape(), " must end in in_features = ", in);
+    Shape ys = x.shape();
+    ys[-1] = r1 - r0;
+    tensor y(ys);
+    tensor y2 = y.view({x.numel() / in, r1 - r0});
+    matmul_rows_into(x.view({x.numel() / in, in}), r0, r1, y2);
+    if (!bias.empty()) add_(y, bias.slice(r0, r1));
+    return y;
   }
   void add_bias(tensor& y) const {
     if (!bias.empty()) add_(y, bias);
+  }
+
+ private:
+  void matmul_rows_into(const tensor& x, std::int64_t r0, std::int64_t r1, tensor& y) const {
+    if constexpr (cpu_f32) {
+      if (holds_bf16()) {
+        gemm_bf16_weight(x, weight16.slice(r0, r1), y);
+        return;
+      }
+    }
+    gemm(x, weight.slice(r0, r1), y, {.trans_b = true});
   }
 };
 

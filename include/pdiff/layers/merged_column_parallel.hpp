@@ -112,6 +112,14 @@ struct MergedColumnParallel : MergedColumnShards {
   }
   // Part i of a local output y (..., out_local) as its own tensor (..., sizes[i]/P).
   tensor part(const tensor& y, std::size_t i) const { return narrow(y, -1, part_offset(i), sizes[i] / parts); }
+  // Parts [first, last) of the local output only, as one tensor (..., Σ sizes[i]/P): its own GEMM on those
+  // weight rows — forward_parts(x, i, i + 1) equals part(forward(x), i) without computing the rest or copying.
+  template <class R>
+  tensor forward_parts(R&, const tensor& x, std::size_t first, std::size_t last) const {
+    PDIFF_CHECK(first < last && last <= sizes.size(), "MergedColumnParallel: parts [", first, ", ", last,
+                ") of ", sizes.size());
+    return core.forward_rows(x, part_offset(first), part_offset(last));
+  }
 };
 
 }  // namespace pdiff

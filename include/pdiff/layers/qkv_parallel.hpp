@@ -98,17 +98,14 @@ struct QKVParallel : QkvShards {
     }
   }
 
+  // One GEMM each for q, k and v on their rows of the fused weight: no narrow copies of a fused output.
   template <class R>
   Qkv<tensor> forward(R&, const tensor& x) const {
-    auto y = core.matmul(x);
-    core.add_bias(y);
-    return split(y);
-  }
-  // y: (B, S, (hq + 2·hk)·D) → q, k, v
-  Qkv<tensor> split(const tensor& y) const {
-    const std::int64_t B = y.size(0), S = y.size(1), hq = heads_local(), hk = kv_local(), D = head_dim;
-    return {narrow(y, 2, 0, hq * D).view({B, S, hq, D}), narrow(y, 2, hq * D, hk * D).view({B, S, hk, D}),
-            narrow(y, 2, (hq + hk) * D, hk * D).view({B, S, hk, D})};
+    PDIFF_CHECK(x.rank() == 3, "QKVParallel: x", x.shape(), " must be (B, S, hidden)");
+    const std::int64_t B = x.size(0), S = x.size(1), hq = heads_local(), hk = kv_local(), D = head_dim;
+    return {core.forward_rows(x, 0, hq * D).view({B, S, hq, D}),
+            core.forward_rows(x, hq * D, (hq + hk) * D).view({B, S, hk, D}),
+            core.forward_rows(x, (hq + hk) * D, (hq + 2 * hk) * D).view({B, S, hk, D})};
   }
 };
 

@@ -77,8 +77,9 @@ CudaTensor<T> attention(const CudaTensor<T>& q, const CudaTensor<T>& k, const Cu
 // cuDNN's fused attention (src/cuda/attention_cudnn.cpp, through cudnn-frontend): bf16 q/k/v (B, S, H, D),
 // no masks, causal = top-left (key j ≤ query i), lse (B, H, Sq) natural log when given. False (and why) when
 // pdiff was built without cuDNN or cuDNN refuses the case: nothing was written, run the flash kernel.
-// `attention` takes it for eligible bf16 cases when asked: PDIFF_ATTENTION=cudnn in the environment, or
-// set_cudnn_attention(true|false), which overrides it (cudnn_attention_requested() says which holds).
+// `attention` takes it for eligible bf16 cases by default where built; PDIFF_ATTENTION=flash in the environment
+// keeps the flash kernel, and set_cudnn_attention(true|false) overrides both (cudnn_attention_requested() says
+// which holds).
 bool cudnn_attention_built();
 bool cudnn_attention_requested();
 void set_cudnn_attention(bool on);

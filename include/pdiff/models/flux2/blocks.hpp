@@ -157,14 +157,17 @@ struct Flux2SingleBlock {
   void forward(R& rank, tensor& x, const tensor& mod, const RopeTable<backend>& rope,
                const BasicAttnArgs<backend>& attn = {}) const {
     using flux2::chunk;
-    auto h = to_qkv_mlp.forward(rank, layer_norm_modulate(x, eps, chunk(mod, 0, 3), chunk(mod, 1, 3)));
+    // one GEMM per part of to_qkv_mlp_proj (q, k, v, [gate | up]): each comes out contiguous, no narrow copies
+    const auto xm = layer_norm_modulate(x, eps, chunk(mod, 0, 3), chunk(mod, 1, 3));
     const std::int64_t B = x.size(0), n = x.size(1), w = to_qkv_mlp.part_offset(1);  // local attention width
-    auto heads = [&](std::size_t i) { return to_qkv_mlp.part(h, i).view({B, n, w / head_dim, head_dim}); };
+    auto heads = [&](std::size_t i) {
+      return to_qkv_mlp.forward_parts(rank, xm, i, i + 1).view({B, n, w / head_dim, head_dim});
+    };
     auto q = norm_q(heads(0)), k = norm_k(heads(1));
     apply_rope_interleaved(q, rope);
     apply_rope_interleaved(k, rope);
     auto a = attend<L>(rank, std::move(q), std::move(k), heads(2), attn).view({B, n, w});
-    auto mlp = swiglu(narrow(h, -1, 3 * w, h.size(-1) - 3 * w));
+    auto mlp = swiglu(to_qkv_mlp.forward_parts(rank, xm, 3, 5));
     gated_add(x, chunk(mod, 2, 3), to_out.forward(rank, cat(a, mlp, -1)));
   }
 };
