@@ -11,6 +11,43 @@
 
 namespace pdiff {
 
+namespace cuda {
+namespace {
+// rows on grid y / block y, a row's 16-byte vectors on grid x / block x (no division per element)
+__global__ void copy_2d_kernel(uint4* dst, std::size_t dpitch, const uint4* src, std::size_t spitch, std::size_t w,
+                               std::size_t h) {
+  for (std::size_t r = std::size_t(blockIdx.y) * blockDim.y + threadIdx.y; r < h; r += std::size_t(gridDim.y) * blockDim.y)
+    for (std::size_t c = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; c < w; c += std::size_t(gridDim.x) * blockDim.x)
+      dst[r * dpitch + c] = src[r * spitch + c];
+}
+
+bool on_device(const void* p) {
+  cudaPointerAttributes a{};
+  if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+    cudaGetLastError();  // an unregistered host pointer on old drivers
+    return false;
+  }
+  return a.type == cudaMemoryTypeDevice;
+}
+}  // namespace
+
+bool copy_2d_device(void* dst, std::size_t dpitch, const void* src, std::size_t spitch, std::size_t width,
+                    std::size_t height, cudaStream_t stream) {
+  const auto a16 = [](std::uintptr_t v) { return v % 16 == 0; };
+  if (!a16(reinterpret_cast<std::uintptr_t>(dst)) || !a16(reinterpret_cast<std::uintptr_t>(src)) || !a16(dpitch) ||
+      !a16(spitch) || !a16(width) || !on_device(dst) || !on_device(src))
+    return false;
+  const std::size_t w = width / 16;
+  const auto g = pdiff::cuda::detail::row_geometry(std::int64_t(w));
+  const std::size_t bx = (w + g.tx - 1) / g.tx, by = (height + g.ty - 1) / g.ty;
+  const dim3 grid(unsigned(std::min<std::size_t>(bx, 65535)), unsigned(std::min<std::size_t>(by, 65535)));
+  copy_2d_kernel<<<grid, dim3(g.tx, g.ty), 0, stream>>>(static_cast<uint4*>(dst), dpitch / 16,
+                                                         static_cast<const uint4*>(src), spitch / 16, w, height);
+  pdiff::cuda::detail::check_launch("copy_2d");
+  return true;
+}
+}  // namespace cuda
+
 namespace detail {
 // Block per output row, threads over its columns (no 64-bit division per element).
 template <class T>

@@ -61,6 +61,13 @@ TEST_CASE("rank-2 gemm, every transpose combination") {
       check_gemm(ta ? Shape{k, m} : Shape{m, k}, tb ? Shape{n, k} : Shape{k, n}, {m, n}, {.trans_a = ta, .trans_b = tb});
 }
 
+TEST_CASE("large problems are tuned on their first call (timed candidates), and the result still equals the CPU") {
+  // 2·M·N·K = 2³³·1.07: over the tuning threshold; a second call reuses the pick
+  check_gemm({1024, 2048}, {2176, 2048}, {1024, 2176}, {.trans_b = true}, 3);
+  check_gemm({1024, 2048}, {2176, 2048}, {1024, 2176}, {.trans_b = true}, 4);
+  check_gemm({2, 512, 2048}, {2048, 2176}, {2, 512, 2176}, {}, 5);  // folded batch
+}
+
 TEST_CASE("alpha and beta") {
   check_gemm({16, 24}, {40, 24}, {16, 40}, {.trans_b = true, .alpha = 0.5f, .beta = 2.0f});
   check_gemm({16, 24}, {24, 40}, {16, 40}, {.alpha = -1.0f, .beta = 1.0f});

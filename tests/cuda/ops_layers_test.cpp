@@ -9,12 +9,21 @@
 #include "pdiff/backend/cpu/activation.hpp"
 #include "pdiff/backend/cpu/norm.hpp"
 #include "pdiff/backend/cpu/rope.hpp"
+#include "pdiff/backend/ops.hpp"
+#include "pdiff/core/copy_ops.hpp"
 
 using namespace pdiff;
 using namespace pdiff::test;
 
 namespace {
 constexpr Dt kTypes[] = {Dt::f32, Dt::bf16};
+// the same shape and the same values, bit for bit
+bool same_values(const CpuTensor& got, const CpuTensor& want) {
+  if (!(got.shape() == want.shape())) return false;
+  for (std::int64_t i = 0; i < got.numel(); ++i)
+    if (got(i) != want(i)) return false;
+  return true;
+}
 }
 
 TEST_CASE("rms_norm on CUDA equals the CPU op: weighted, unweighted, per-head q/k rows") {
@@ -82,36 +91,39 @@ TEST_CASE("group_norm on CUDA equals the CPU op") {
 }
 
 TEST_CASE("rope on CUDA equals the CPU op: rotate-half and interleaved, shared and per-batch tables") {
-  const std::int64_t B = 2, S = 45, H = 3;
-  const int D = 128;
-  std::vector<std::int64_t> pos(S);
-  for (std::int64_t s = 0; s < S; ++s) pos[std::size_t(s)] = 3 * s + 1;
-  const RopeTable t1 = rope_table_1d(pos, D, 10000.0);
-  CpuTensor ids({S, 4});
-  for (std::int64_t s = 0; s < S; ++s)
-    for (int a = 0; a < 4; ++a) ids(s * 4 + a) = float((s * (a + 1)) % 11);
-  const int axes[] = {32, 32, 32, 32};
-  const RopeTable t2 = rope_table_axes(ids, axes, 2000.0);
-  // per-batch table (B, S, D): batch 1 shifted positions
-  RopeTable tb{CpuTensor({B, S, D}), CpuTensor({B, S, D})};
-  for (std::int64_t i = 0; i < S * D; ++i) {
-    tb.cos(i) = t1.cos(i), tb.sin(i) = t1.sin(i);
-    tb.cos(S * D + i) = t2.cos(i), tb.sin(S * D + i) = t2.sin(i);
+  // D = 128: 16-byte vectors; D = 24: one thread per pair for bf16 rotate-half (24 % 16 ≠ 0), vectors otherwise
+  for (const int D : {128, 24}) {
+    CAPTURE(D);
+    const std::int64_t B = 2, S = 45, H = 3;
+    std::vector<std::int64_t> pos(S);
+    for (std::int64_t s = 0; s < S; ++s) pos[std::size_t(s)] = 3 * s + 1;
+    const RopeTable t1 = rope_table_1d(pos, D, 10000.0);
+    CpuTensor ids({S, 4});
+    for (std::int64_t s = 0; s < S; ++s)
+      for (int a = 0; a < 4; ++a) ids(s * 4 + a) = float((s * (a + 1)) % 11);
+    const int axes[] = {D / 4, D / 4, D / 4, D / 4};
+    const RopeTable t2 = rope_table_axes(ids, axes, 2000.0);
+    // per-batch table (B, S, D): batch 1 shifted positions
+    RopeTable tb{CpuTensor({B, S, D}), CpuTensor({B, S, D})};
+    for (std::int64_t i = 0; i < S * D; ++i) {
+      tb.cos(i) = t1.cos(i), tb.sin(i) = t1.sin(i);
+      tb.cos(S * D + i) = t2.cos(i), tb.sin(S * D + i) = t2.sin(i);
+    }
+    auto vec = [](const CpuTensor& c) { return std::vector<float>(c.data(), c.data() + c.numel()); };
+    for (Dt dt : kTypes)
+      for (bool interleaved : {false, true})
+        for (const RopeTable<OnCpu>* t : {&t1, &t2, static_cast<const RopeTable<OnCpu>*>(&tb)}) {
+          CAPTURE(dt_name(dt));
+          CAPTURE(interleaved);
+          const bool batched = t->cos.rank() == 3;
+          CAPTURE(batched);
+          const auto x = as_dt(dt, randn(std::size_t(B * S * H * D), 11));
+          CpuTensor ref = cpu(x, {B, S, H, D});
+          if (interleaved) apply_rope_interleaved(ref, *t);
+          else apply_rope_half(ref, *t);
+          CHECK(nmse(dev_rope(dt, x, vec(t->cos), vec(t->sin), B, S, H, D, batched, interleaved), ref) < max_nmse(dt));
+        }
   }
-  auto vec = [](const CpuTensor& c) { return std::vector<float>(c.data(), c.data() + c.numel()); };
-  for (Dt dt : kTypes)
-    for (bool interleaved : {false, true})
-      for (const RopeTable<OnCpu>* t : {&t1, &t2, static_cast<const RopeTable<OnCpu>*>(&tb)}) {
-        CAPTURE(dt_name(dt));
-        CAPTURE(interleaved);
-        const bool batched = t->cos.rank() == 3;
-        CAPTURE(batched);
-        const auto x = as_dt(dt, randn(std::size_t(B * S * H * D), 11));
-        CpuTensor ref = cpu(x, {B, S, H, D});
-        if (interleaved) apply_rope_interleaved(ref, *t);
-        else apply_rope_half(ref, *t);
-        CHECK(nmse(dev_rope(dt, x, vec(t->cos), vec(t->sin), B, S, H, D, batched, interleaved), ref) < max_nmse(dt));
-      }
 }
 
 TEST_CASE("silu, gelu_tanh, swiglu and gated_add on CUDA equal the CPU ops") {
@@ -123,20 +135,27 @@ TEST_CASE("silu, gelu_tanh, swiglu and gated_add on CUDA equal the CPU ops") {
     CHECK(nmse(dev_activation(dt, x, false), silu(xc)) < max_nmse(dt));
     CHECK(nmse(dev_activation(dt, x, true), gelu_tanh(xc)) < max_nmse(dt));
 
-    const std::int64_t rows = 77, f = 1531;
-    const auto xs = as_dt(dt, randn(std::size_t(rows * 2 * f), 13, 2.0f));
-    CHECK(nmse(dev_swiglu(dt, xs, rows, f), swiglu(cpu(xs, {rows, 2 * f}))) < max_nmse(dt));
+    // F and D odd-sized (one thread per element) and multiples of 8 (16-byte vectors)
+    for (const std::int64_t f : {1531, 1536}) {
+      CAPTURE(f);
+      const std::int64_t rows = 77;
+      const auto xs = as_dt(dt, randn(std::size_t(rows * 2 * f), 13, 2.0f));
+      CHECK(nmse(dev_swiglu(dt, xs, rows, f), swiglu(cpu(xs, {rows, 2 * f}))) < max_nmse(dt));
+    }
 
-    const std::int64_t B = 2, S = 33, D = 300;
-    const auto xa = as_dt(dt, randn(std::size_t(B * S * D), 14));
-    const auto y = as_dt(dt, randn(std::size_t(B * S * D), 15));
-    const auto gate = as_dt(dt, randn(std::size_t(B * D), 16));
-    CpuTensor ref = cpu(xa, {B, S, D});
-    gated_add(ref, cpu(gate, {B, D}), cpu(y, {B, S, D}));
-    CHECK(nmse(dev_gated_add(dt, xa, &gate, y, B, S, D), ref) < max_nmse(dt));
-    CpuTensor ref2 = cpu(xa, {B, S, D});
-    add_(ref2, cpu(y, {B, S, D}));
-    CHECK(nmse(dev_gated_add(dt, xa, nullptr, y, B, S, D), ref2) < max_nmse(dt));
+    for (const std::int64_t D : {300, 302, 384}) {
+      CAPTURE(D);
+      const std::int64_t B = 2, S = 33;
+      const auto xa = as_dt(dt, randn(std::size_t(B * S * D), 14));
+      const auto y = as_dt(dt, randn(std::size_t(B * S * D), 15));
+      const auto gate = as_dt(dt, randn(std::size_t(B * D), 16));
+      CpuTensor ref = cpu(xa, {B, S, D});
+      gated_add(ref, cpu(gate, {B, D}), cpu(y, {B, S, D}));
+      CHECK(nmse(dev_gated_add(dt, xa, &gate, y, B, S, D), ref) < max_nmse(dt));
+      CpuTensor ref2 = cpu(xa, {B, S, D});
+      add_(ref2, cpu(y, {B, S, D}));
+      CHECK(nmse(dev_gated_add(dt, xa, nullptr, y, B, S, D), ref2) < max_nmse(dt));
+    }
   }
 }
 
@@ -166,4 +185,33 @@ TEST_CASE("softmax on CUDA equals a double-precision softmax, fully masked rows 
       for (int j = 0; j < n; ++j) nonzero += out[std::size_t(n + j)] != 0.0f;
       CHECK(nonzero == 0);
     }
+}
+
+TEST_CASE("narrow and cat on CUDA (copy_2d: the vector kernel or cudaMemcpy2D) equal the CPU ops bit for bit") {
+  // bf16 rows of 64 (128 B: vectors), 40 (80 B: vectors), 5 (10 B: cudaMemcpy2D); narrows at aligned and
+  // unaligned offsets of the last dimension
+  for (const std::int64_t d : {64, 40, 5}) {
+    CAPTURE(d);
+    CpuTensor a({3, 7, d}), b({3, 2, d});
+    for (std::int64_t i = 0; i < a.numel(); ++i) a(i) = float(i % 251) * 0.25f - 7.0f;
+    for (std::int64_t i = 0; i < b.numel(); ++i) b(i) = float(i % 13) * -0.5f;
+    const auto a16 = convert<bf16>(a), b16 = convert<bf16>(b);
+    const auto da16 = to<OnCuda>(a16), db16 = to<OnCuda>(b16);
+    const auto da = to<OnCuda>(a), db = to<OnCuda>(b);
+    auto same16 = [](const Tensor<bf16, OnCuda>& got, const Tensor<bf16, OnCpu>& want) {
+      return same_values(convert<float>(to<OnCpu>(got)), convert<float>(want));
+    };
+    auto same32 = [](const Tensor<float, OnCuda>& got, const CpuTensor& want) { return same_values(to<OnCpu>(got), want); };
+    CHECK(same16(narrow(da16, 1, 2, 4), narrow(a16, 1, 2, 4)));
+    CHECK(same32(narrow(da, 1, 2, 4), narrow(a, 1, 2, 4)));
+    CHECK(same16(cat(da16, db16, 1), cat(a16, b16, 1)));
+    CHECK(same32(cat(da, db, 1), cat(a, b, 1)));
+    for (const std::int64_t at : {std::int64_t(0), d / 2, std::int64_t(1)}) {
+      const std::int64_t n = std::min<std::int64_t>(d - at, std::max<std::int64_t>(d / 4, 1));
+      CAPTURE(at);
+      CHECK(same16(narrow(da16, -1, at, n), narrow(a16, -1, at, n)));
+      CHECK(same32(narrow(da, -1, at, n), narrow(a, -1, at, n)));
+      CHECK(same16(cat(narrow(da16, -1, at, n), da16, -1), cat(narrow(a16, -1, at, n), a16, -1)));
+    }
+  }
 }

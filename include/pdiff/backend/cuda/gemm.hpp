@@ -16,7 +16,10 @@
 // where a row-major matrix read column-major is already its transpose, so op flags carry over.
 // The matmul descriptor, layouts and the heuristic's algorithm are cached per (device, type,
 // shape, transposes, pointer alignment) in a per-thread table (no locks; each thread asks the
-// heuristic once per shape). The workspace (≤ 32 MiB, as the heuristic asks) comes from the caching
+// heuristic once per shape). Large problems (2·M·N·K ≥ 2³³ flops, beta = 0) are tuned once: the first call
+// times the heuristic's first 8 candidates (two runs each, CUDA events) and keeps the fastest
+// (PDIFF_GEMM_TUNE=0 keeps the heuristic's first; on an H200 its first ran FLUX.2-dev's single-block GEMMs at
+// ~755 TFLOP/s inside the step against ~800 alone). The workspace (≤ 32 MiB, as the heuristic asks) comes from the caching
 // allocator on the current stream and is released right after enqueueing (stream-ordered).
 // Everything runs on current_cuda_stream(). Only with PDIFF_WITH_CUDA; plain host C++.
 #pragma once
@@ -25,7 +28,9 @@
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <type_traits>
@@ -84,6 +89,8 @@ struct LtPlan {
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;  // cuBLASLt's A (= b), B (= a), C = D
   cublasLtMatmulAlgo_t algo{};
   std::size_t workspace = 0;
+  cublasLtMatmulHeuristicResult_t candidates[8]{};  // the heuristic's, best first
+  int n_candidates = 0;                              // set to 0 once tuned
   LtPlan() = default;
   LtPlan(const LtPlan&) = delete;
   LtPlan& operator=(const LtPlan&) = delete;
@@ -147,15 +154,63 @@ inline std::unique_ptr<LtPlan> lt_make_plan(const LtKey& k, cublasLtHandle_t h) 
     lt_check(cublasLtMatmulPreferenceSetAttribute(pref, attr[i], &align[i], sizeof align[i]),
              "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT)");
 
-  cublasLtMatmulHeuristicResult_t res{};
+  cublasLtMatmulHeuristicResult_t res[8]{};
   int found = 0;
-  lt_check(cublasLtMatmulAlgoGetHeuristic(h, p->desc, p->la, p->lb, p->lc, p->lc, pref, 1, &res, &found),
+  lt_check(cublasLtMatmulAlgoGetHeuristic(h, p->desc, p->la, p->lb, p->lc, p->lc, pref, 8, res, &found),
            "cublasLtMatmulAlgoGetHeuristic");
   PDIFF_CHECK(found > 0, "gemm<OnCuda>: cuBLASLt has no algorithm for batch ", k.batch, " M=", k.m, " N=", k.n,
               " K=", k.k, (k.trans_a ? " trans_a" : ""), (k.trans_b ? " trans_b" : ""), " type ", int(k.type));
-  p->algo = res.algo;
-  p->workspace = res.workspaceSize;
+  p->algo = res[0].algo;
+  p->workspace = res[0].workspaceSize;
+  for (int i = 0; i < found; ++i)
+    if (res[i].state == CUBLAS_STATUS_SUCCESS) p->candidates[p->n_candidates++] = res[i];
   return p;
+}
+
+inline bool lt_tuning_on() {
+  static const bool on = [] {
+    const char* e = std::getenv("PDIFF_GEMM_TUNE");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
+// One matmul with candidate r (alpha 1, beta 0).
+inline cublasStatus_t lt_run(const LtPlan& p, cublasLtHandle_t h, const cublasLtMatmulHeuristicResult_t& r,
+                             const void* b, const void* a, void* c, void* ws, cudaStream_t s) {
+  const float one = 1.0f, zero = 0.0f;
+  return cublasLtMatmul(h, p.desc, &one, b, p.la, a, p.lb, &zero, c, p.lc, c, p.lc, &r.algo, ws, r.workspaceSize, s);
+}
+
+// Times each candidate twice on the call's own operands (beta = 0: c is only written) and keeps the fastest
+// in p. A candidate that fails to launch is skipped; the heuristic's first stays if none is faster.
+inline void lt_tune(LtPlan& p, cublasLtHandle_t h, const void* b, const void* a, void* c, cudaStream_t s) {
+  std::size_t ws_bytes = 0;
+  for (int i = 0; i < p.n_candidates; ++i) ws_bytes = std::max(ws_bytes, p.candidates[i].workspaceSize);
+  void* ws = ws_bytes ? memory<OnCuda>::allocate(ws_bytes) : nullptr;
+  cudaEvent_t e0 = nullptr, e1 = nullptr;
+  PDIFF_CUDA_CHECK(cudaEventCreate(&e0));
+  PDIFF_CUDA_CHECK(cudaEventCreate(&e1));
+  float best = 0.0f;
+  int pick = 0;
+  for (int i = 0; i < p.n_candidates; ++i) {
+    const cublasLtMatmulHeuristicResult_t& r = p.candidates[i];
+    if (lt_run(p, h, r, b, a, c, ws, s) != CUBLAS_STATUS_SUCCESS) continue;  // warm-up; a refused one is skipped
+    PDIFF_CUDA_CHECK(cudaEventRecord(e0, s));
+    const bool ok = lt_run(p, h, r, b, a, c, ws, s) == CUBLAS_STATUS_SUCCESS &&
+                    lt_run(p, h, r, b, a, c, ws, s) == CUBLAS_STATUS_SUCCESS;
+    PDIFF_CUDA_CHECK(cudaEventRecord(e1, s));
+    PDIFF_CUDA_CHECK(cudaEventSynchronize(e1));
+    float ms = 0.0f;
+    PDIFF_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+    if (ok && (best == 0.0f || ms < best)) best = ms, pick = i;
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  memory<OnCuda>::deallocate(ws, ws_bytes);
+  p.algo = p.candidates[pick].algo;
+  p.workspace = p.candidates[pick].workspaceSize;
+  p.n_candidates = 0;
 }
 
 inline LtPlan& lt_plan(const LtKey& k, cublasLtHandle_t h) {
@@ -199,6 +254,9 @@ void gemm_cuda(const Tensor<T, OnCuda>& a, const Tensor<T, OnCuda>& b, Tensor<T,
   const cublasLtHandle_t h = lt_handle(k.device);
   LtPlan& p = lt_plan(k, h);
   const cudaStream_t s = current_cuda_stream();
+  if (p.n_candidates > 1 && g.beta == 0.0f && lt_tuning_on() &&
+      2.0 * double(k.m) * double(k.n) * double(k.k) * double(k.batch) >= 8.6e9)
+    lt_tune(p, h, b.data(), a.data(), c.data(), s);
   void* ws = p.workspace ? memory<OnCuda>::allocate(p.workspace) : nullptr;
   const cublasStatus_t st = cublasLtMatmul(h, p.desc, &g.alpha, b.data(), p.la, a.data(), p.lb, &g.beta, c.data(),
                                            p.lc, c.data(), p.lc, &p.algo, ws, p.workspace, s);

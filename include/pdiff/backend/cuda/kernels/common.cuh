@@ -7,6 +7,7 @@
 // | VecIo<T>                     | 16-byte vectors: 4 floats or 8 bf16, as fp32 arrays             |
 // | warp_sum / warp_max          | butterfly reductions over the 32 lanes (every lane gets the result) |
 // | block_row_sum/max            | reduction over blockDim.x threads of one row (blockDim.y rows per block) |
+// | row_vector_grid(rows, n)     | grid for row-wise vector kernels: rows on y, a row's vectors on x |
 // | check_launch(op)             | throws pdiff::Error naming the op when a launch failed          |
 // Kernels take runtime shapes and raw device pointers; the element type is their only template
 // parameter besides fixed tile shapes (STYLE.md §11).
@@ -118,6 +119,17 @@ inline RowGeometry row_geometry(std::int64_t chunks) {
   std::int64_t ty = 128 / tx;
   if (ty < 1) ty = 1;
   return {unsigned(tx), unsigned(ty)};
+}
+
+// Grid for a kernel of 256-thread blocks that walks `rows` rows on grid y (stride loops past 65535) and
+// `per_row` vectors of a row on grid x.
+inline dim3 row_vector_grid(std::int64_t rows, std::int64_t per_row) {
+  std::int64_t gx = (per_row + 255) / 256, gy = rows;
+  if (gx < 1) gx = 1;
+  if (gx > 65535) gx = 65535;
+  if (gy < 1) gy = 1;
+  if (gy > 65535) gy = 65535;
+  return dim3(unsigned(gx), unsigned(gy));
 }
 
 inline void check_launch(const char* op) {

@@ -3,7 +3,9 @@
 // | case    | x                        | out          | result                        |
 // |---------|--------------------------|--------------|-------------------------------|
 // | swiglu  | (rows, 2F) = [gate | up] | (rows, F)    | silu(x[:, :F]) · x[:, F:]     |
-// T ∈ {float, bf16}, math in fp32. out must not overlap x (its rows are half as long).
+// T ∈ {float, bf16}, math in fp32. out must not overlap x (its rows are half as long). Rows whose halves
+// start 16-byte aligned (F a multiple of 8 bf16 / 4 floats) take 16-byte vectors, one row per grid row: on an
+// H200 the scalar kernel moved 1.2 TB/s at FLUX.2-dev's (4608, 2·18432), 11% of the step went there.
 #pragma once
 
 #include "pdiff/backend/cuda/kernels/activation.cuh"
@@ -21,6 +23,24 @@ __global__ void swiglu_kernel(const T* __restrict__ x, T* __restrict__ out, std:
     store_f(out + i, silu_f(load_f(xr + c)) * load_f(xr + f + c));
   }
 }
+template <class T>
+__global__ void swiglu_vec_kernel(const T* __restrict__ x, T* __restrict__ out, std::int64_t rows, std::int64_t f) {
+  using V = VecIo<T>;
+  const std::int64_t fv = f / V::n;
+  for (std::int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+    const T* xr = x + r * 2 * f;
+    T* o = out + r * f;
+    for (std::int64_t c = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < fv;
+         c += std::int64_t(gridDim.x) * blockDim.x) {
+      float g[V::n], u[V::n];
+      V::load(xr + c * V::n, g);
+      V::load(xr + f + c * V::n, u);
+#pragma unroll
+      for (int i = 0; i < V::n; ++i) g[i] = silu_f(g[i]) * u[i];
+      V::store(o + c * V::n, g);
+    }
+  }
+}
 }  // namespace detail
 
 // x: (rows, 2F), out: (rows, F), device.
@@ -30,7 +50,12 @@ void launch_swiglu(const T* x, T* out, std::int64_t rows, std::int64_t f, cudaSt
   PDIFF_CHECK(rows >= 0 && f > 0, "swiglu: shape (", rows, ", 2·", f, ") must have rows ≥ 0 and F > 0");
   PDIFF_CHECK(rows == 0 || (x && out), "swiglu: x and out must be device pointers, got null");
   if (rows == 0) return;
-  detail::swiglu_kernel<T><<<detail::elementwise_blocks(rows * f), 256, 0, stream>>>(x, out, rows, f);
+  if (f % detail::VecIo<T>::n == 0 && detail::aligned16(x) && detail::aligned16(out)) {
+    const dim3 grid = detail::row_vector_grid(rows, f / detail::VecIo<T>::n);
+    detail::swiglu_vec_kernel<T><<<grid, 256, 0, stream>>>(x, out, rows, f);
+  } else {
+    detail::swiglu_kernel<T><<<detail::elementwise_blocks(rows * f), 256, 0, stream>>>(x, out, rows, f);
+  }
   detail::check_launch("swiglu");
 }
 
