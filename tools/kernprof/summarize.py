@@ -6,7 +6,7 @@
 The timeline is cut into segments at device idle gaps longer than --gap-ms (a benchmark synchronises
 between steps, so each timed step is one segment); segments shorter than --min-span-ms (loading, warm-up
 pieces) are listed only by count. For every step-sized segment: wall span, busy time (union of kernel,
-memcpy and memset intervals) and idle time. Then, for the fastest segment, time per operation (kernels
+memcpy and memset intervals), idle time, and kernel time by kind (GEMM, attention, copies, the rest). Then, for the fastest segment, time per operation (kernels
 grouped by demangled name, memcpy by direction), largest first, with calls and share of the span.
 """
 import argparse
@@ -28,7 +28,7 @@ def demangle(names):
 
 def short(name, width=110):
     # drop template arguments and parameter lists: "ns::kernel<...>(...)" -> "ns::kernel"
-    s = name
+    s = name.replace("(anonymous namespace)", "{anon}")
     for _ in range(8):
         t = re.sub(r"<[^<>]*>", "", s)
         if t == s:
@@ -81,14 +81,28 @@ def main():
     print(f"{len(recs)} records, {len(segs)} segments (gap > {a.gap_ms} ms), {len(big)} of them ≥ {a.min_span_ms} ms")
     if not big:
         return
-    print(f"{'seg':>4} {'span ms':>9} {'busy ms':>9} {'idle ms':>8} {'kernels':>8} {'memcpy':>7}")
+    def kind(r):  # GEMM / attention / copies / the rest, by kernel name
+        n = names.get(r[3], r[3]).lower()
+        if r[2] != "kernel" or "copy" in n:
+            return "copy"
+        if any(w in n for w in ("nvjet", "gemm", "xmma", "cutlass", "splitkreduce")):
+            return "gemm"
+        if any(w in n for w in ("sdpa", "fmha", "flash", "attention")):
+            return "attn"
+        return "other"
+
+    print(f"{'seg':>4} {'span ms':>9} {'busy ms':>9} {'idle ms':>8} {'gemm':>8} {'attn':>7} {'copy':>7} {'other':>7} "
+          f"{'kernels':>8} {'memcpy':>7}")
     spans = []
     for i, sg in enumerate(big):
         span = (max(r[1] for r in sg) - sg[0][0]) / 1e6
         b = busy(sg) / 1e6
         spans.append(span)
-        print(f"{i:>4} {span:9.2f} {b:9.2f} {span - b:8.2f} {sum(r[2] == 'kernel' for r in sg):>8} "
-              f"{sum(r[2] == 'memcpy' for r in sg):>7}")
+        by = defaultdict(float)
+        for r in sg:
+            by[kind(r)] += (r[1] - r[0]) / 1e6
+        print(f"{i:>4} {span:9.2f} {b:9.2f} {span - b:8.2f} {by['gemm']:8.1f} {by['attn']:7.1f} {by['copy']:7.1f} "
+              f"{by['other']:7.1f} {sum(r[2] == 'kernel' for r in sg):>8} {sum(r[2] == 'memcpy' for r in sg):>7}")
 
     best = min(range(len(big)), key=lambda i: spans[i])
     sg = big[best]
