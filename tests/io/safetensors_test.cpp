@@ -68,6 +68,37 @@ TEST_CASE("write and read back: f32 exact, bf16/f16 rounded, rows and columns") 
   }
 }
 
+TEST_CASE("bf16 shards: BF16 bytes as stored, other dtypes rounded; = convert<bf16> of the f32 read, bit for bit") {
+  auto a = randn({6, 10}, 11), b = randn({5, 10}, 12);
+  for (DType dt : {DType::bf16, DType::f32}) {
+    CAPTURE(dtype_name(dt));
+    auto p = scratch(std::string("b16_") + std::string(dtype_name(dt)) + "/model.safetensors");
+    write_safetensors(p.string(), {{"a", a}, {"b", b}}, dt);
+    auto st = SafeTensors::open(p.string());
+    auto same = [](const Tensor<bf16>& x, const Tensor<bf16>& y) {
+      if (!(x.shape() == y.shape())) return false;
+      for (std::int64_t i = 0; i < x.numel(); ++i)
+        if (x(i).bits != y(i).bits) return false;
+      return true;
+    };
+    for (int dim : {0, 1}) {
+      CAPTURE(dim);
+      CHECK(same(st.read_slice_bf16("a", dim, 1, 4), convert<bf16>(st.read_slice("a", dim, 1, 4))));
+    }
+    auto ck = Checkpoint::open(p.parent_path());
+    CHECK(ck.all_bf16(TensorNames{"a", "b"}) == (dt == DType::bf16));
+    // a fused plan of rows of a and b, a column plan, and vocabulary padding past a's 6 rows
+    const ShardPlan rows{Shape{5, 10}, 0, {{0, 0, 1, 3}, {1, 0, 2, 5}}}, cols{Shape{6, 4}, 1, {{0, 1, 6, 10}}},
+        padded{Shape{4, 10}, 0, {{0, 0, 4, 8}}};
+    const TensorNames ab{"a", "b"}, a_only{"a"};
+    CHECK(same(ck.read_plan_bf16(rows, ab), convert<bf16>(ck.read_plan(rows, ab))));
+    CHECK(same(ck.read_plan_bf16(cols, a_only), convert<bf16>(ck.read_plan(cols, a_only))));
+    const auto pad = ck.read_plan_bf16(padded, a_only);
+    CHECK(same(pad, convert<bf16>(ck.read_plan(padded, a_only))));
+    CHECK(float(pad(3 * 10 + 9)) == 0.0f);
+  }
+}
+
 TEST_CASE("a rank reads only its slice: bytes_read counts it") {
   auto w = randn({64, 32}, 3);
   auto p = scratch("bytes.safetensors");

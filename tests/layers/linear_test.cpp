@@ -1,11 +1,15 @@
 // The linear family, vocab-parallel embedding/LM head and the MLP blocks equal their serial
 // computation on every layout (relative error ≤ 1e-5, fp32, CPU thread ranks).
+#include <filesystem>
 #include <map>
 #include <span>
 #include <string>
 
+#include <unistd.h>
+
 #include "harness.hpp"
 #include "pdiff/io/checkpoint.hpp"
+#include "pdiff/io/safetensors_write.hpp"
 
 using namespace pdiff;
 using namespace pdiff::test;
@@ -297,4 +301,39 @@ TEST_CASE("layers load their own shard from a weight source (names only; shapes 
                        Error);
   RowParallel<C> wrong(8, 8, false);  // the config says (8, 8); the source holds (8, 16)
   CHECK_THROWS_WITH_AS(wrong.load(src, 0, {"o"}), doctest::Contains("does not have the layer's full shape"), Error);
+}
+
+TEST_CASE_TEMPLATE("a BF16 checkpoint loads its shards in bf16 (no f32 copy) = the same values through f32", L,
+                   PDIFF_TEST_LAYOUTS) {
+  using C = Ctx<L>;
+  const std::int64_t in = 16, out = 8;
+  // bf16-exact values: the f32 path keeps them bf16 too (weight16), so both ways must agree bit for bit
+  const auto w = convert<float>(convert<bf16>(random({out, in}, 61))),
+             wq = convert<float>(convert<bf16>(random({out, in}, 62)));
+  const auto dir = std::filesystem::temp_directory_path() / ("pdiff_bf16_load_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  write_safetensors((dir / "model.safetensors").string(), {{"w", w}, {"q", wq}}, DType::bf16);
+  const auto ck = Checkpoint::open(dir);
+  REQUIRE(ck.all_bf16(TensorNames{"w", "q"}));
+  const MapSource mem{{{"w", w}, {"q", wq}}};
+  const auto x = random({3, in}, 63);
+  run_ranks<L>([&](auto& rank) {
+    const int r = rank.coords.tp;
+    ColumnParallel<C> c1(in, out, false), c2(in, out, false);
+    c1.load(ck, r, {"w"});
+    c2.load(mem, r, {"w"});
+    RowParallel<C> r1(in, out, false), r2(in, out, false);
+    r1.load(ck, r, {"w"});
+    r2.load(mem, r, {"w"});
+    MergedColumnParallel<C> m1(in, {out, out}, false, Sources::separate), m2(in, {out, out}, false, Sources::separate);
+    m1.load(ck, r, {"w", "q"});
+    m2.load(mem, r, {"w", "q"});
+    CHECK(c1.core.holds_bf16());  // read as bf16 and kept so (the automatic CPU weight mode)
+    CHECK(rel_err(c1.forward(rank, x), c2.forward(rank, x)) == 0.0);
+    CHECK(rel_err(m1.forward(rank, x), m2.forward(rank, x)) == 0.0);
+    const auto xr = narrow(x, -1, r * in / L::tp, in / L::tp);
+    CHECK(rel_err(r1.forward(rank, xr), r2.forward(rank, xr)) == 0.0);
+    return Tensor<float>();
+  });
+  std::filesystem::remove_all(dir);
 }

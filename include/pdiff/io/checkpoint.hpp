@@ -6,7 +6,8 @@
 // | *.safetensors.index.json ("weight_map")         | maps every shard the index names                |
 // | any other *.safetensors                         | maps them all (names must not repeat)           |
 // Tensors are looked up by their checkpoint name; a missing name is an error naming the folder and
-// the tensor. read_plan() builds a rank's shard from a layer's ShardPlan, reading only its slice.
+// the tensor. read_plan() builds a rank's shard from a layer's ShardPlan, reading only its slice;
+// read_plan_bf16() the same shard kept in bf16 (BF16 bytes as stored: no f32 round trip).
 // open_files() maps named files only (a folder holding several models' files, e.g. BAGEL's ema + ae).
 // alias(name, target) makes `name` read `target` (another naming of the same weights, e.g. the BFL
 // autoencoder's names under diffusers' ones); squeeze drops trailing unit dims (1x1 conv as Linear).
@@ -19,6 +20,7 @@
 #include <map>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "pdiff/io/safetensors.hpp"
@@ -126,6 +128,24 @@ class Checkpoint {
   // checkpoint is reported with both shapes.
   Tensor<float, OnCpu> read_plan(const ShardPlan& plan, std::span<const std::string> names,
                                  std::span<const std::vector<std::int64_t>> expect_full = {}) const {
+    return read_plan_as<float>(plan, names, expect_full);
+  }
+  // The shard in bf16, for layers that keep bf16 weights: BF16 checkpoint bytes go to the layer as they are
+  // (no f32 round trip; half the host memory and half the bytes to a device).
+  Tensor<bf16, OnCpu> read_plan_bf16(const ShardPlan& plan, std::span<const std::string> names,
+                                     std::span<const std::vector<std::int64_t>> expect_full = {}) const {
+    return read_plan_as<bf16>(plan, names, expect_full);
+  }
+  // Whether every named tensor is stored as BF16 (then read_plan_bf16 is exact).
+  bool all_bf16(std::span<const std::string> names) const {
+    for (const auto& n : names)
+      if (info(n).code != StDtype::BF16) return false;
+    return !names.empty();
+  }
+
+  template <class T>
+  Tensor<T, OnCpu> read_plan_as(const ShardPlan& plan, std::span<const std::string> names,
+                                std::span<const std::vector<std::int64_t>> expect_full = {}) const {
     for (std::size_t i = 0; i < expect_full.size() && i < names.size(); ++i) {
       auto got = shape(names[i]);
       PDIFF_CHECK(got == expect_full[i], "checkpoint: '", names[i], "' has shape ", fmt(got),
@@ -138,9 +158,13 @@ class Checkpoint {
       const auto full = shape(n);
       const std::int64_t have = full.empty() ? 1 : full[std::size_t(s.dim)];
       PDIFF_CHECK(!squeezing(n), "checkpoint: '", n, "' is a squeezed alias; read it whole");
-      if (s.end <= have) return file_of(n).read_slice(resolve(n), s.dim, s.begin, s.end);
+      auto read = [&](std::int64_t b, std::int64_t e) {
+        if constexpr (std::is_same_v<T, bf16>) return file_of(n).read_slice_bf16(resolve(n), s.dim, b, e);
+        else return file_of(n).read_slice(resolve(n), s.dim, b, e);
+      };
+      if (s.end <= have) return read(s.begin, s.end);
       // vocabulary padding: the rows past the end are zero
-      auto part = file_of(n).read_slice(resolve(n), s.dim, std::min(s.begin, have), have);
+      auto part = read(std::min(s.begin, have), have);
       return slice_padded(part, s.dim, s.begin - std::min(s.begin, have), s.end - std::min(s.begin, have));
     });
   }

@@ -14,6 +14,7 @@
 // | names(), contains(n), info(n) | tensor names (sorted), dtype/shape/offsets                     |
 // | read(n)                       | the whole tensor as f32 (see safetensors_dtype.hpp for which dtypes) |
 // | read_slice(n, dim, b, e)      | rows (dim 0) or columns (dim 1) [b, e) only: touches only their bytes |
+// | read_slice_bf16(n, dim, b, e) | the same slice in bf16: a BF16 tensor's bytes as they are (no f32 round trip) |
 // | read_i64(n)                   | integer tensors (ids, positions), exactly                      |
 // | bytes(n)                      | the tensor's stored bytes in the mapping, as they are (no copy, not counted) |
 // | bytes_read()                  | bytes copied out of the map so far (the per-rank load figure)  |
@@ -33,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "pdiff/backend/cpu/convert.hpp"
 #include "pdiff/backend/cpu/memory.hpp"
 #include "pdiff/core/tensor.hpp"
 #include "pdiff/io/json_guard.hpp"
@@ -125,11 +127,7 @@ class SafeTensors {
     const TensorInfo& t = info(n);
     PDIFF_CHECK(st_reads_as_float(t.code), "safetensors: '", path_, "' tensor '", n, "' has dtype ", t.dtype,
                 ", which pdiff does not convert to f32 (it reads F64, F32, F16, BF16, F8_E4M3, F8_E5M2, integers, BOOL)");
-    const Shape full = shape_of(n, t);
-    PDIFF_CHECK(dim == 0 || (dim == 1 && full.rank == 2), "safetensors: '", path_, "' tensor '", n, "' ", full,
-                ": only rows or the columns of a matrix can be sliced, asked dim ", dim);
-    PDIFF_CHECK(0 <= b && b <= e && e <= full[dim], "safetensors: '", path_, "' tensor '", n, "' ", full, ": slice [",
-                b, ", ", e, ") of dimension ", dim, " is out of range");
+    const Shape full = checked_slice(n, t, dim, b, e);
     const std::uint8_t* base = data_ + t.begin;
     Shape out_shape = full;
     out_shape[dim] = e - b;
@@ -145,6 +143,29 @@ class SafeTensors {
       for (std::int64_t r = 0; r < rows; ++r) st_load_floats(t.code, base, std::size_t(r * cols + b), std::size_t(w), o + r * w);
       *bytes_read_ += std::size_t(rows * w) * t.elem;
     }
+    return out;
+  }
+  // The same slice in bf16. A BF16 tensor's bytes are copied as they are — what a bf16 model on the device
+  // (or a CPU model keeping bf16 weights) loads, without widening to f32 and rounding back; any other dtype
+  // is read as f32 and rounded to the nearest bf16 (ties to even), as convert<bf16> does.
+  Tensor<bf16, OnCpu> read_slice_bf16(const std::string& n, int dim, std::int64_t b, std::int64_t e) const {
+    const TensorInfo& t = info(n);
+    if (t.code != StDtype::BF16) return convert<bf16>(read_slice(n, dim, b, e));
+    const Shape full = checked_slice(n, t, dim, b, e);
+    Shape out_shape = full;
+    out_shape[dim] = e - b;
+    Tensor<bf16, OnCpu> out(out_shape);
+    if (out.numel() == 0) return out;
+    const auto* base = reinterpret_cast<const bf16*>(data_ + t.begin);
+    if (dim == 0) {
+      const std::int64_t row = full.stride(0);
+      std::memcpy(out.data(), base + b * row, std::size_t((e - b) * row) * sizeof(bf16));
+    } else {
+      const std::int64_t rows = full[0], cols = full[1], w = e - b;
+      for (std::int64_t r = 0; r < rows; ++r)
+        std::memcpy(out.data() + r * w, base + r * cols + b, std::size_t(w) * sizeof(bf16));
+    }
+    *bytes_read_ += std::size_t(out.numel()) * sizeof(bf16);
     return out;
   }
   Tensor<std::int64_t, OnCpu> read_i64(const std::string& n) const {
@@ -163,6 +184,15 @@ class SafeTensors {
   }
 
  private:
+  // The full shape after checking that [b, e) of dimension dim can be sliced.
+  Shape checked_slice(const std::string& n, const TensorInfo& t, int dim, std::int64_t b, std::int64_t e) const {
+    const Shape full = shape_of(n, t);
+    PDIFF_CHECK(dim == 0 || (dim == 1 && full.rank == 2), "safetensors: '", path_, "' tensor '", n, "' ", full,
+                ": only rows or the columns of a matrix can be sliced, asked dim ", dim);
+    PDIFF_CHECK(0 <= b && b <= e && e <= full[dim], "safetensors: '", path_, "' tensor '", n, "' ", full, ": slice [",
+                b, ", ", e, ") of dimension ", dim, " is out of range");
+    return full;
+  }
   // The tensor's shape as a pdiff Shape (a scalar reads as one element).
   Shape shape_of(const std::string& n, const TensorInfo& t) const {
     PDIFF_CHECK(int(t.shape.size()) <= Shape::max_rank, "safetensors: '", path_, "' tensor '", n, "' has rank ",

@@ -64,29 +64,33 @@ constexpr std::pair<std::int64_t, std::int64_t> even_range(std::int64_t n, int p
 // whose extent along slice.dim is end − begin (rows past the source's end zero); the pieces are
 // concatenated along cat_dim. The checkpoint loader passes a reader that touches only those bytes
 // of the file; materialize() below reads from full tensors in memory.
+// The element type is the reader's (f32, or bf16 for Checkpoint::read_plan_bf16).
 template <class ReadSlice>
-Tensor<float, OnCpu> assemble(const ShardPlan& plan, ReadSlice&& read) {
-  std::vector<Tensor<float, OnCpu>> parts;
-  std::vector<const Tensor<float, OnCpu>*> ptrs;
+auto assemble(const ShardPlan& plan, ReadSlice&& read) {
+  using Part = decltype(read(plan.slices.front()));
+  using T = typename Part::value_type;
+  std::vector<Part> parts;
+  std::vector<const Part*> ptrs;
   parts.reserve(plan.slices.size());
   for (const Slice& s : plan.slices) parts.push_back(read(s));
   for (auto& p : parts) ptrs.push_back(&p);
-  Tensor<float, OnCpu> out = parts.size() == 1 ? parts[0] : cat<float, OnCpu>(ptrs, plan.cat_dim);
+  Part out = parts.size() == 1 ? parts[0] : cat<T, OnCpu>(ptrs, plan.cat_dim);
   PDIFF_CHECK(out.shape() == plan.local, "shard: assembled ", out.shape(), " but the layer expects ", plan.local);
   return out;
 }
 
 // Slice [begin, end) of `src` along `dim`, zero-padded past its end (vocabulary padding).
-inline Tensor<float, OnCpu> slice_padded(const Tensor<float, OnCpu>& src, int dim, std::int64_t begin, std::int64_t end) {
+template <class T>
+Tensor<T, OnCpu> slice_padded(const Tensor<T, OnCpu>& src, int dim, std::int64_t begin, std::int64_t end) {
   const std::int64_t n = src.size(dim);
   PDIFF_CHECK(begin >= 0 && begin <= end, "shard: bad slice [", begin, ", ", end, ")");
   if (end <= n) return narrow(src, dim, begin, end - begin);
   Shape s = src.shape();
   s[dim] = end - begin;
-  auto out = Tensor<float, OnCpu>::zeros(s);
+  auto out = Tensor<T, OnCpu>::zeros(s);
   if (begin < n) {
     auto have = narrow(src, dim, begin, n - begin);
-    auto pad = Tensor<float, OnCpu>::zeros([&] { Shape p = s; p[dim] = end - n; return p; }());
+    auto pad = Tensor<T, OnCpu>::zeros([&] { Shape p = s; p[dim] = end - n; return p; }());
     out = cat(have, pad, dim);
   }
   return out;

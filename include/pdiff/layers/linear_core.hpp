@@ -3,6 +3,7 @@
 // x: (..., in_local) → y: (..., out_local).
 // On the CPU in fp32 a weight read from a bf16 checkpoint (every value exactly a bf16) is kept bf16
 // (weight16; half the memory) and widened inside the GEMM (backend/cpu/bf16_weights.hpp): the same results.
+// load_shard reads a BF16 checkpoint's shard in bf16 (Checkpoint::read_plan_bf16): no f32 copy on the way.
 #pragma once
 
 #include <span>
@@ -43,6 +44,25 @@ struct LinearCore {
       weight = to_ctx<C>(w);
     }
     if (b) bias = to_ctx<C>(*b);
+  }
+  // Takes a shard read in bf16 (BF16 checkpoint bytes as stored): bf16 weights go to C's backend as they are;
+  // an fp32 CPU model keeps them bf16 under the automatic weight mode (as set() does for bf16-exact values),
+  // else widens them (exact).
+  void set_bf16(const Tensor<bf16, OnCpu>& w) {
+    using T = typename C::value_type;
+    if constexpr (cpu_f32) {
+      if (cpu_weights() == CpuWeights::automatic && w.rank() == 2 && w.numel() > 0) {
+        weight16 = w;
+        weight = tensor();
+      } else {
+        weight = convert<float>(w);
+        weight16 = {};
+      }
+    } else if constexpr (std::is_same_v<T, bf16>) {
+      weight = to<typename C::backend>(w);
+    } else {
+      weight = to<typename C::backend>(convert<T>(w));
+    }
   }
   bool holds_bf16() const { return !weight16.empty(); }
   std::int64_t out_features() const {
@@ -99,6 +119,21 @@ struct LinearCore {
   }
 };
 
+// core ← shard `plan` of the tensors `names` of a weight source. In bf16 all the way (read_plan_bf16, then
+// set_bf16) where the checkpoint stores BF16 (exact for every target) or the layer computes in bf16 (it
+// rounds anyway): no f32 copy of the shard on the host, half the bytes to a device. Else through f32.
+template <class C, WeightSource S>
+void set_shard(LinearCore<C>& core, const S& source, const ShardPlan& plan, const TensorNames& names,
+               const FullShapes& shapes = {}) {
+  if constexpr (requires { source.read_plan_bf16(plan, names, shapes); source.all_bf16(names); }) {
+    if (std::is_same_v<typename C::value_type, bf16> || source.all_bf16(names)) {
+      core.set_bf16(source.read_plan_bf16(plan, names, shapes));
+      return;
+    }
+  }
+  core.set(source.read_plan(plan, names, shapes));
+}
+
 // Reads rank r's shard of a linear layer from a weight source into `core`. G is the layer's shard
 // geometry (weight_plan / bias_plan / weight_shapes / bias_shapes / has_bias); `weights` and `biases` name the
 // checkpoint tensors in the order of its shapes, so a checkpoint that disagrees with the config is an error
@@ -113,7 +148,7 @@ void load_shard(LinearCore<C>& core, const G& g, const S& source, int r, const T
               "' given but the layer of '", weights[0], "' has no bias");
   PDIFF_CHECK(!g.has_bias || biases.size() == g.bias_shapes().size(), "linear: the layer of '", weights[0],
               "' has a bias: ", g.bias_shapes().size(), " bias tensor(s) expected, ", biases.size(), " named");
-  core.set(source.read_plan(g.weight_plan(r), weights, ws));
+  set_shard(core, source, g.weight_plan(r), weights, ws);
   if (g.has_bias) core.bias = to_ctx<C>(source.read_plan(g.bias_plan(r), biases, g.bias_shapes()));
 }
 

@@ -138,10 +138,9 @@ struct MoeMlp {
     const std::int64_t m = M / parts, b = index * m, e = b + m;
     const std::int64_t g0 = order == GateUp::gate_first ? 0 : M, u0 = M - g0;  // local [gate; up] either way
     MoeMlp mlp;
-    mlp.gate_up.set(ck.read_plan(ShardPlan{Shape{2 * m, D}, 0, {{0, 0, g0 + b, g0 + e}, {0, 0, u0 + b, u0 + e}}},
-                                 std::vector<std::string>{gate_up}, std::vector<std::vector<std::int64_t>>{{2 * M, D}}));
-    mlp.down.set(ck.read_plan(ShardPlan{Shape{D, m}, 1, {{0, 1, b, e}}}, std::vector<std::string>{down},
-                              std::vector<std::vector<std::int64_t>>{{D, M}}));
+    detail::set_shard(mlp.gate_up, ck, ShardPlan{Shape{2 * m, D}, 0, {{0, 0, g0 + b, g0 + e}, {0, 0, u0 + b, u0 + e}}},
+                      {gate_up}, {{2 * M, D}});
+    detail::set_shard(mlp.down, ck, ShardPlan{Shape{D, m}, 1, {{0, 1, b, e}}}, {down}, {{D, M}});
     return mlp;
   }
 };
@@ -177,8 +176,7 @@ class MoE {
     const int ep = L::coord(Axis::ep, rank.index), tp = L::coord(Axis::tp, rank.index);
     MoE m;
     m.cfg = cfg;
-    m.router.set(ck.read_plan(ShardPlan{Shape{E, D}, 0, {{0, 0, 0, E}}}, std::vector<std::string>{prefix + names.router},
-                              std::vector<std::vector<std::int64_t>>{{E, D}}));
+    detail::set_shard(m.router, ck, ShardPlan{Shape{E, D}, 0, {{0, 0, 0, E}}}, {prefix + names.router}, {{E, D}});
     m.first_expert = ep * El;
     for (std::int64_t e = m.first_expert; e < m.first_expert + El; ++e)
       m.experts.push_back(MoeMlp<C>::load(ck, D, cfg.intermediate, cfg.gate_up, split, dispatch ? 0 : tp / N,

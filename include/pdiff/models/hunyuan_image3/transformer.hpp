@@ -110,9 +110,8 @@ struct HunyuanAttention {
     HunyuanAttention a;
     a.kv_local = qkv.kv_local(), a.groups = qkv.groups(), a.head_dim = D;
     const std::int64_t r0 = qkv.row_begin(L::coord(Axis::tp, rank.index));
-    a.qkv.set(ck.read_plan(ShardPlan{qkv.local_shape(), 0, {{0, 0, r0, r0 + qkv.rows()}}},
-                           std::vector<std::string>{p + "qkv_proj.weight"},
-                           std::vector<std::vector<std::int64_t>>{{qkv.full_shape()[0], qkv.full_shape()[1]}}));
+    detail::set_shard(a.qkv, ck, ShardPlan{qkv.local_shape(), 0, {{0, 0, r0, r0 + qkv.rows()}}}, {p + "qkv_proj.weight"},
+                      {{qkv.full_shape()[0], qkv.full_shape()[1]}});
     a.o = RowParallel<C>(NH * D, H, false);
     a.o.load(ck, L::coord(Axis::tp, rank.index), {p + "o_proj.weight"});
     a.q_norm = RMSNorm<C>(D, c.rms_norm_eps);
