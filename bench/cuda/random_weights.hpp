@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "pdiff/backend/cpu/convert.hpp"
 #include "pdiff/core/tensor.hpp"
 #include "pdiff/io/shard_plan.hpp"
 
@@ -41,6 +42,18 @@ struct RandomWeights {
   Tensor<float> read_plan(const ShardPlan& plan, std::span<const std::string>,
                           std::span<const std::vector<std::int64_t>> = {}) const {
     return make(plan.local);
+  }
+  // Like a BF16 checkpoint: shards come as bf16 (made once per shape), so a bf16 model loads half the bytes
+  // to the device and converts nothing there (detail::set_shard).
+  mutable std::map<std::vector<std::int64_t>, Tensor<bf16>> by_shape16;
+  bool all_bf16(std::span<const std::string>) const { return true; }
+  Tensor<bf16> read_plan_bf16(const ShardPlan& plan, std::span<const std::string>,
+                              std::span<const std::vector<std::int64_t>> = {}) const {
+    const Shape& s = plan.local;
+    std::vector<std::int64_t> key(s.dims.begin(), s.dims.begin() + s.rank);
+    auto it = by_shape16.find(key);
+    if (it == by_shape16.end()) it = by_shape16.emplace(key, convert<bf16>(make(s))).first;
+    return it->second;
   }
 };
 
