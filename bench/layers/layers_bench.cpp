@@ -13,6 +13,13 @@
 using namespace pdiff;
 
 namespace {
+// largest |a − b|
+float max_abs_diff(const Tensor<float>& a, const Tensor<float>& b) {
+  float m = 0;
+  for (std::int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::abs(a(i) - b(i)));
+  return m;
+}
+
 constexpr std::int64_t B = 1, S = 1024, H = 16, D = 64, hidden = H * D;
 
 Tensor<float> randn(Shape s, std::uint64_t seed, float scale) {
@@ -88,6 +95,37 @@ void BM_mlp(benchmark::State& st) {
 }
 }  // namespace
 
+// A fused q | k | v projection on the CPU, serial, at FLUX.2-klein's width (3072 = 24 x 128), 1280 tokens:
+// QKVParallel::forward (one GEMM per part on its weight rows) against the former way (one GEMM over the
+// fused weight, then three narrow copies), in one run; ratio = former / now (> 1: faster now).
+void BM_qkv_parts(benchmark::State& st) {
+  using C = Ctx<Layout<OnCpu>>;
+  constexpr std::int64_t n = 1280, h = 24, d = 128, w = h * d;
+  const auto x = randn({1, n, w}, 7, 1.0f), wq = randn({w, w}, 8, 0.02f), wk = randn({w, w}, 9, 0.02f),
+             wv = randn({w, w}, 10, 0.02f);
+  QKVParallel<C> qkv(w, d, h, h, false);
+  qkv.load(0, wq, wk, wv);
+  SelfComm none;
+  double now_s = 0, former_s = 0;
+  for (auto _ : st) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto a = qkv.forward(none, x);
+    benchmark::DoNotOptimize(a.v.data());
+    auto t1 = std::chrono::steady_clock::now();
+    auto y = qkv.core.matmul(x);
+    auto q = narrow(y, 2, 0, w), k = narrow(y, 2, w, w), v = narrow(y, 2, 2 * w, w);
+    benchmark::DoNotOptimize(v.data());
+    auto t2 = std::chrono::steady_clock::now();
+    now_s += std::chrono::duration<double>(t1 - t0).count();
+    former_s += std::chrono::duration<double>(t2 - t1).count();
+    st.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+    if (max_abs_diff(a.q.view({1, n, w}), q) > 1e-4f) st.SkipWithError("the two ways differ");
+  }
+  st.counters["former_ms"] = 1e3 * former_s / double(st.iterations());
+  st.counters["ratio"] = former_s / now_s;
+}
+
+BENCHMARK(BM_qkv_parts)->Unit(benchmark::kMillisecond)->UseManualTime()->Iterations(5);
 BENCHMARK_TEMPLATE(BM_attention, Layout<OnCpu>)->Unit(benchmark::kMillisecond)->UseManualTime();
 BENCHMARK_TEMPLATE(BM_attention, Layout<TP<2>, OnCpu>)->Unit(benchmark::kMillisecond)->UseManualTime();
 BENCHMARK_TEMPLATE(BM_attention, Layout<Ulysses<2>, OnCpu>)->Unit(benchmark::kMillisecond)->UseManualTime();
