@@ -122,7 +122,8 @@ struct LinearCore {
 // core ← shard `plan` of the tensors `names` of a weight source. In bf16 all the way (read_plan_bf16, then
 // set_bf16) where the checkpoint stores BF16 (exact for every target) or the layer computes in bf16 (it
 // rounds anyway): no f32 copy of the shard on the host, half the bytes to a device. Else through f32.
-template <class C, WeightSource S>
+// S needs read_plan only (MoE loads from sources that read no whole tensors).
+template <class C, class S>
 void set_shard(LinearCore<C>& core, const S& source, const ShardPlan& plan, const TensorNames& names,
                const FullShapes& shapes = {}) {
   if constexpr (requires { source.read_plan_bf16(plan, names, shapes); source.all_bf16(names); }) {
