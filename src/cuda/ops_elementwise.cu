@@ -2,6 +2,8 @@
 // (LayerNorm +) modulate, gated add, add, conversions. Shapes and errors as the CPU ops.
 #include "ops_common.cuh"
 
+#include <algorithm>
+
 #include "pdiff/backend/cuda/convert.cuh"
 #include "pdiff/backend/cuda/kernels/activation.cuh"
 #include "pdiff/backend/cuda/kernels/gated_add.cuh"
@@ -66,6 +68,15 @@ CudaTensor<T> swiglu(const CudaTensor<T>& x) {
   return o;
 }
 template <class T>
+void swiglu_into(const CudaTensor<T>& x, CudaTensor<T>& out, std::int64_t col0) {
+  const std::int64_t two_i = x.size(-1);
+  PDIFF_CHECK(two_i % 2 == 0, "swiglu: last dimension (", two_i, ") must be even: [gate | up]");
+  const std::int64_t in = two_i / 2, rows = x.numel() / two_i, w = out.size(-1);
+  PDIFF_CHECK(out.numel() / std::max<std::int64_t>(w, 1) == rows && col0 >= 0 && col0 + in <= w, "swiglu_into: x",
+              x.shape(), " does not fit columns [", col0, ", ", col0 + in, ") of out", out.shape());
+  cuda::launch_swiglu(x.data(), out.data() + col0, rows, in, current_cuda_stream(), w);
+}
+template <class T>
 CudaTensor<T> modulate(const CudaTensor<T>& x, const CudaTensor<T>& shift, const CudaTensor<T>& scale) {
   detail::check_mod_cuda("modulate", x, shift);
   detail::check_mod_cuda("modulate", x, scale);
@@ -125,6 +136,7 @@ void reduce_rows(const T* src, T* dst, int rows, std::int64_t n, bool max) {
   template CudaTensor<T> silu(const CudaTensor<T>&);                                                              \
   template CudaTensor<T> gelu_tanh(const CudaTensor<T>&);                                                         \
   template CudaTensor<T> swiglu(const CudaTensor<T>&);                                                            \
+  template void swiglu_into(const CudaTensor<T>&, CudaTensor<T>&, std::int64_t);                                  \
   template CudaTensor<T> modulate(const CudaTensor<T>&, const CudaTensor<T>&, const CudaTensor<T>&);              \
   template CudaTensor<T> layer_norm_modulate(const CudaTensor<T>&, float, const CudaTensor<T>&,                   \
                                              const CudaTensor<T>&);                                               \

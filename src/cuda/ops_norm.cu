@@ -6,6 +6,7 @@
 #include "pdiff/backend/cuda/kernels/group_norm.cuh"
 #include "pdiff/backend/cuda/kernels/layer_norm.cuh"
 #include "pdiff/backend/cuda/kernels/rms_norm.cuh"
+#include "pdiff/backend/cuda/kernels/rms_norm_rope.cuh"
 #include "pdiff/backend/cuda/kernels/rope.cuh"
 
 namespace pdiff {
@@ -29,7 +30,39 @@ void rope_cuda(CudaTensor<T>& x, const RopeTable<OnCuda>& t, cuda::RopePairs sty
   cuda::launch_rope(x.data(), t.cos.data(), t.sin.data(), B, S, H, as_int_dim(D, op), batched, style,
                     current_cuda_stream());
 }
+
+// rms_norm then rope in one kernel where it fits (rms_norm_rope.cuh), else the two ops.
+template <class T>
+CudaTensor<T> rms_norm_rope_cuda(const CudaTensor<T>& x, const CudaTensor<T>& w, float eps, const RopeTable<OnCuda>& t,
+                                 cuda::RopePairs style, const char* op) {
+  PDIFF_CHECK(x.rank() == 4, op, ": x", x.shape(), " must be (B, S, H, D)");
+  check_last_dim_cuda(op, x, w, "weight");
+  const std::int64_t B = x.size(0), S = x.size(1), H = x.size(2), D = x.size(3);
+  const bool batched = t.cos.rank() == 3;
+  PDIFF_CHECK(t.cos.rank() >= 2 && t.cos.size(-1) == D && t.cos.size(-2) == S && (!batched || t.cos.size(0) == B) &&
+                  t.sin.shape() == t.cos.shape(),
+              op, ": table", t.cos.shape(), " must be (S, D) or (B, S, D) for x", x.shape());
+  CudaTensor<T> o(x.shape());
+  if (cuda::launch_rms_norm_rope(x.data(), data_or_null(w), o.data(), t.cos.data(), t.sin.data(), B, S, H,
+                                 as_int_dim(D, op), batched, eps, style, current_cuda_stream()))
+    return o;
+  const int d = as_int_dim(D, op);
+  cuda::launch_rms_norm(x.data(), data_or_null(w), o.data(), x.numel() / d, d, eps, current_cuda_stream());
+  rope_cuda(o, t, style, op);
+  return o;
+}
 }  // namespace detail
+
+template <class T>
+CudaTensor<T> rms_norm_rope_half(const CudaTensor<T>& x, const CudaTensor<T>& w, float eps,
+                                 const RopeTable<OnCuda>& t) {
+  return detail::rms_norm_rope_cuda(x, w, eps, t, cuda::RopePairs::half, "rms_norm_rope_half");
+}
+template <class T>
+CudaTensor<T> rms_norm_rope_interleaved(const CudaTensor<T>& x, const CudaTensor<T>& w, float eps,
+                                        const RopeTable<OnCuda>& t) {
+  return detail::rms_norm_rope_cuda(x, w, eps, t, cuda::RopePairs::interleaved, "rms_norm_rope_interleaved");
+}
 
 template <class T>
 CudaTensor<T> rms_norm(const CudaTensor<T>& x, const CudaTensor<T>& w, float eps) {
@@ -86,7 +119,11 @@ void apply_rope_interleaved(CudaTensor<T>& x, const RopeTable<OnCuda>& t) {
   template CudaTensor<T> group_norm(const CudaTensor<T>&, int, const CudaTensor<T>&, const CudaTensor<T>&,   \
                                     float);                                                                  \
   template void apply_rope_half(CudaTensor<T>&, const RopeTable<OnCuda>&);                                   \
-  template void apply_rope_interleaved(CudaTensor<T>&, const RopeTable<OnCuda>&);
+  template void apply_rope_interleaved(CudaTensor<T>&, const RopeTable<OnCuda>&);                            \
+  template CudaTensor<T> rms_norm_rope_half(const CudaTensor<T>&, const CudaTensor<T>&, float,                \
+                                            const RopeTable<OnCuda>&);                                       \
+  template CudaTensor<T> rms_norm_rope_interleaved(const CudaTensor<T>&, const CudaTensor<T>&, float,         \
+                                                   const RopeTable<OnCuda>&);
 PDIFF_CUDA_OPS_FOR_TYPES(PDIFF_INSTANTIATE)
 #undef PDIFF_INSTANTIATE
 

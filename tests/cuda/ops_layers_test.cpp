@@ -215,3 +215,97 @@ TEST_CASE("narrow and cat on CUDA (copy_2d: the vector kernel or cudaMemcpy2D) e
     }
   }
 }
+
+namespace {
+template <class T>
+Tensor<T, OnCuda> up(const CpuTensor& c) {
+  if constexpr (std::is_same_v<T, float>) return to<OnCuda>(c);
+  else return to<OnCuda>(convert<T>(c));
+}
+template <class T>
+CpuTensor down(const Tensor<T, OnCuda>& d) {
+  if constexpr (std::is_same_v<T, float>) return to<OnCpu>(d);
+  else return convert<float>(to<OnCpu>(d));
+}
+std::vector<float> values(const CpuTensor& c) { return std::vector<float>(c.data(), c.data() + c.numel()); }
+
+template <class T>
+void check_swiglu_into(Dt dt) {
+  // F = 1536 at column 1536 of a 3072-wide buffer (vectors), at column 5 (unaligned: one thread per element),
+  // F = 1531 (odd)
+  struct C {
+    std::int64_t f, col0, width;
+  };
+  for (const C c : {C{1536, 1536, 3072}, C{1536, 5, 1544}, C{1531, 8, 1545}}) {
+    CAPTURE(c.f);
+    CAPTURE(c.col0);
+    const std::int64_t rows = 37;
+    const CpuTensor x = cpu(as_dt(dt, randn(std::size_t(rows * 2 * c.f), 31, 2.0f)), {rows, 2 * c.f});
+    const CpuTensor left = cpu(as_dt(dt, randn(std::size_t(rows * c.col0), 32)), {rows, c.col0});
+    const auto dx = up<T>(x), dl = up<T>(left);
+    Tensor<T, OnCuda> packed({rows, c.width});
+    narrow_assign(packed, -1, 0, dl);
+    swiglu_into(dx, packed, c.col0);
+    const CpuTensor got = down(packed);
+    // bit for bit the device swiglu and the left part; the swiglu part = the CPU op within bf16/fp32 NMSE
+    CHECK(same_values(narrow(got, -1, 0, c.col0), down(dl)));
+    CHECK(same_values(narrow(got, -1, c.col0, c.f), down(swiglu(dx))));
+    CHECK(nmse(values(narrow(got, -1, c.col0, c.f)), swiglu(x)) < max_nmse(dt));
+  }
+  Tensor<T, OnCuda> narrow_buf({4, 10});
+  CHECK_THROWS_WITH_AS(swiglu_into(Tensor<T, OnCuda>({4, 8}), narrow_buf, 7), doctest::Contains("does not fit columns [7, 11)"),
+                       Error);
+}
+
+template <class T>
+void check_rms_norm_rope(Dt dt) {
+  // bf16: D = 128 / 64 / 256 fused (16 / 8 / 32 threads a row), D = 24 the two ops; f32: D = 128, 64 fused,
+  // 256 (64 threads a row) and 24 the two ops
+  for (const int D : {128, 64, 256, 24}) {
+    CAPTURE(D);
+    const std::int64_t B = 2, S = 37, H = 5;
+    std::vector<std::int64_t> pos(S);
+    for (std::int64_t s = 0; s < S; ++s) pos[std::size_t(s)] = 2 * s + 3;
+    const RopeTable t1 = rope_table_1d(pos, D, 10000.0);
+    RopeTable tb{CpuTensor({B, S, D}), CpuTensor({B, S, D})};  // per-batch: batch 1 at other positions
+    for (std::int64_t i = 0; i < S * D; ++i) {
+      tb.cos(i) = t1.cos(i), tb.sin(i) = t1.sin(i);
+      tb.cos(S * D + i) = t1.sin(i), tb.sin(S * D + i) = -t1.cos(i);
+    }
+    const CpuTensor x = cpu(as_dt(dt, randn(std::size_t(B * S * H * D), 33, 1.5f, 0.3f)), {B, S, H, D});
+    const CpuTensor w = cpu(as_dt(dt, randn(std::size_t(D), 34, 0.3f, 1.0f)), {D});
+    const auto dx = up<T>(x), dw = up<T>(w);
+    for (const RopeTable<OnCpu>* t : {&t1, static_cast<const RopeTable<OnCpu>*>(&tb)})
+      for (const bool weighted : {true, false}) {
+        CAPTURE(t->cos.rank());
+        CAPTURE(weighted);
+        const auto dt_table = to<OnCuda>(*t);
+        const CpuTensor wc = weighted ? w : CpuTensor{};
+        const Tensor<T, OnCuda> dwc = weighted ? dw : Tensor<T, OnCuda>{};
+        const CpuTensor got_h = down(rms_norm_rope_half(dx, dwc, 1e-6f, dt_table));
+        const CpuTensor got_i = down(rms_norm_rope_interleaved(dx, dwc, 1e-6f, dt_table));
+        CHECK(nmse(values(got_h), rms_norm_rope_half(x, wc, 1e-6f, *t)) < max_nmse(dt));
+        CHECK(nmse(values(got_i), rms_norm_rope_interleaved(x, wc, 1e-6f, *t)) < max_nmse(dt));
+        // and the device's two ops in turn (they round to T between the norm and the rope)
+        auto two = weighted ? rms_norm(dx, dw, 1e-6f) : rms_norm(dx, 1e-6f);
+        apply_rope_interleaved(two, dt_table);
+        CHECK(nmse(values(got_i), down(two)) < max_nmse(dt));
+      }
+  }
+  const auto t = to<OnCuda>(rope_table_1d(std::vector<std::int64_t>{0, 1, 2}, 8, 10000.0));
+  CHECK_THROWS_WITH_AS(rms_norm_rope_half(Tensor<T, OnCuda>({1, 4, 2, 8}), Tensor<T, OnCuda>{}, 1e-6f, t),
+                       doctest::Contains("must be (S, D) or (B, S, D)"), Error);
+  CHECK_THROWS_WITH_AS(rms_norm_rope_interleaved(Tensor<T, OnCuda>({1, 3, 2, 8}), Tensor<T, OnCuda>({4}), 1e-6f, t),
+                       doctest::Contains("weight has 4 elements"), Error);
+}
+}  // namespace
+
+TEST_CASE("swiglu_into on CUDA writes the device swiglu into columns of a packed buffer; narrow_assign") {
+  check_swiglu_into<float>(Dt::f32);
+  check_swiglu_into<bf16>(Dt::bf16);
+}
+
+TEST_CASE("rms_norm_rope on CUDA (one pass where D fits) equals the CPU rms_norm then rope, both styles") {
+  check_rms_norm_rope<float>(Dt::f32);
+  check_rms_norm_rope<bf16>(Dt::bf16);
+}

@@ -105,6 +105,46 @@ TEST_CASE("narrow and cat are inverse") {
   auto a = narrow(x, 1, 0, 2), b = narrow(x, 1, 2, 4);
   CHECK(rel_err(cat(a, b, 1), x) == 0.0);
   CHECK_THROWS_WITH_AS(narrow(x, 1, 4, 3), doctest::Contains("out of range for dimension 1"), Error);
+  // narrow_assign writes parts back in place: the same tensor as cat, bit for bit
+  Tensor<float> packed({2, 6, 3});
+  narrow_assign(packed, 1, 2, b);
+  narrow_assign(packed, 1, 0, a);
+  CHECK(rel_err(packed, x) == 0.0);
+  auto c = narrow(x, -1, 1, 2);
+  Tensor<float> p2 = Tensor<float>::zeros({2, 6, 3});
+  narrow_assign(p2, -1, 1, c);
+  CHECK(p2(0) == 0.0f);
+  CHECK(p2(1) == x(1));
+  CHECK(p2(2) == x(2));
+  CHECK_THROWS_WITH_AS(narrow_assign(packed, 1, 3, b), doctest::Contains("narrow_assign: [3, 7) out of range"), Error);
+  CHECK_THROWS_WITH_AS(narrow_assign(packed, 1, 0, random({2, 2, 4}, 15)), doctest::Contains("differ outside dimension 1"),
+                       Error);
+}
+
+TEST_CASE("swiglu_into writes swiglu into columns of a packed buffer; rms_norm_rope = rms_norm then rope") {
+  auto x = random({2, 3, 8}, 16), att = random({2, 3, 5}, 17);
+  Tensor<float> packed({2, 3, 9});
+  narrow_assign(packed, -1, 0, att);
+  swiglu_into(x, packed, 5);
+  CHECK(rel_err(packed, cat(att, swiglu(x), -1)) == 0.0);
+  CHECK_THROWS_WITH_AS(swiglu_into(x, packed, 6), doctest::Contains("does not fit columns [6, 10)"), Error);
+  Tensor<float> wrong_rows({2, 2, 9});
+  CHECK_THROWS_WITH_AS(swiglu_into(x, wrong_rows, 0), doctest::Contains("swiglu_into"), Error);
+
+  std::vector<std::int64_t> pos = {0, 3, 7};
+  const auto t = rope_table_1d(pos, 8, 10000.0);
+  const auto q = random({2, 3, 4, 8}, 18), w = random({8}, 19);
+  for (const bool weighted : {true, false}) {
+    const Tensor<float> wt = weighted ? w : Tensor<float>{};
+    auto want_h = weighted ? rms_norm(q, w, 1e-6f) : rms_norm(q, 1e-6f);
+    auto want_i = want_h.clone();
+    apply_rope_half(want_h, t);
+    apply_rope_interleaved(want_i, t);
+    CHECK(rel_err(rms_norm_rope_half(q, wt, 1e-6f, t), want_h) == 0.0);
+    CHECK(rel_err(rms_norm_rope_interleaved(q, wt, 1e-6f, t), want_i) == 0.0);
+  }
+  CHECK_THROWS_WITH_AS(rms_norm_rope_half(random({2, 4, 4, 8}, 20), w, 1e-6f, t), doctest::Contains("must be (S, D)"),
+                       Error);
 }
 
 // softmax and SiLU take their exponentials from detail::vexp (vectorisable): within 2 ulp of std::exp

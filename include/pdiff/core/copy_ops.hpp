@@ -5,6 +5,7 @@
 // | op                            | result                                                      |
 // |-------------------------------|-------------------------------------------------------------|
 // | narrow(x, dim, begin, n)      | elements [begin, begin+n) of dimension dim (a copy)         |
+// | narrow_assign(dst, dim, b, x) | dst's elements [b, b + x.size(dim)) of dimension dim ← x    |
 // | cat(xs, dim), cat(a, b, dim)  | concatenation along dim; other dimensions must agree        |
 // | repeat_heads(k, hq)           | (B, S, Hkv, D) → (B, S, Hq, D): kv head h/(Hq/Hkv) for head h |
 // | detail::block_pack/unpack     | (outer, n, inner) ↔ (P, outer, n/P·inner): collective blocks |
@@ -67,6 +68,23 @@ Tensor<T, B> narrow(const Tensor<T, B>& x, int dim, std::int64_t begin, std::int
   Tensor<T, B> o(s);
   detail::copy_rows<B>(o.data(), n * sp.inner, x.data() + begin * sp.inner, sp.n * sp.inner, n * sp.inner, sp.outer);
   return o;
+}
+
+// The inverse of narrow: x goes into dst's slice [begin, begin + x.size(dim)) of dimension dim (a part of a
+// packed buffer written in place instead of a cat of parts); the other dimensions must agree.
+template <class T, class B>
+void narrow_assign(Tensor<T, B>& dst, int dim, std::int64_t begin, const Tensor<T, B>& x) {
+  const Shape& s = dst.shape();
+  PDIFF_CHECK(x.rank() == s.rank, "narrow_assign: x", x.shape(), " and dst", s, " differ in rank");
+  dim = s.norm(dim);
+  for (int i = 0; i < s.rank; ++i)
+    PDIFF_CHECK(i == dim || x.size(i) == s.dims[i], "narrow_assign: x", x.shape(), " and dst", s,
+                " differ outside dimension ", dim);
+  const std::int64_t n = x.size(dim);
+  PDIFF_CHECK(begin >= 0 && begin + n <= s.dims[dim], "narrow_assign: [", begin, ", ", begin + n,
+              ") out of range for dimension ", dim, " of ", s);
+  const auto sp = detail::split3(s, dim);
+  detail::copy_rows<B>(dst.data() + begin * sp.inner, sp.n * sp.inner, x.data(), n * sp.inner, n * sp.inner, sp.outer);
 }
 
 template <class T, class B>

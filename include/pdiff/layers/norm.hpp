@@ -2,7 +2,7 @@
 //
 // | layer          | parameters            | applies to                                         |
 // |----------------|-----------------------|----------------------------------------------------|
-// | RMSNorm        | weight (D)            | (..., D); per-head q/k norm = RMSNorm over head_dim on (B, S, H, D) |
+// | RMSNorm        | weight (D)            | (..., D); per-head q/k norm = RMSNorm over head_dim on (B, S, H, D), optionally fused with RoPE |
 // | LayerNorm      | weight, bias (D) or none (affine = false, FLUX.2) | (..., D)                  |
 // | GroupNorm      | weight, bias (C)      | (B, C, ...)                                        |
 // Norms act per token, so sequence and head sharding need no communication.
@@ -26,6 +26,11 @@ struct RMSNorm {
     weight = to_ctx<C>(w.clone());
   }
   tensor operator()(const tensor& x) const { return weight.empty() ? rms_norm(x, eps) : rms_norm(x, weight, eps); }
+  // A q/k norm followed by FLUX.2's interleaved rotary embedding: x (B, S, H, D), table rows = S. One pass
+  // over x on CUDA (rms_norm_rope_interleaved); the same values as the norm and then apply_rope_interleaved.
+  tensor with_rope_interleaved(const tensor& x, const RopeTable<typename C::backend>& rope) const {
+    return rms_norm_rope_interleaved(x, weight, eps, rope);
+  }
 };
 
 template <class C>

@@ -5,12 +5,14 @@
 // | silu(x)                        | any                                       | x·σ(x)                      |
 // | gelu_tanh(x)                   | any                                       | GELU, tanh approximation    |
 // | swiglu(x)                      | (..., 2I) → (..., I)                      | silu(x[:I]) · x[I:]         |
+// | swiglu_into(x, out, col0)      | x (..., 2I); out (..., W), in place       | out[..., col0:col0+I] = swiglu(x) |
 // | modulate(x, shift, scale)      | x (B, S, D); shift, scale (B, D)          | (1 + scale)·x + shift       |
 // | layer_norm_modulate(x, eps, shift, scale) | as modulate       | modulate(LN(x), shift, scale) |
 // | gated_add(x, gate, y)          | x, y (B, S, D); gate (B, D); in place     | x += gate·y                 |
 // | add(x, y) / add_(x, y)         | equal shapes, or y broadcast on the last dim | x + y                     |
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 
 #include "pdiff/backend/cpu/norm.hpp"
@@ -36,16 +38,29 @@ inline CpuTensor gelu_tanh(const CpuTensor& x) {
   return o;
 }
 
+// x: (..., 2I) laid out [gate | up] → out's columns [col0, col0 + I) of its last dimension (W wide, the
+// same rows) = silu(gate) · up: a part of a packed buffer written in place (FLUX.2's [attention | mlp]).
+inline void swiglu_into(const CpuTensor& x, CpuTensor& out, std::int64_t col0) {
+  const std::int64_t two_i = x.size(-1);
+  PDIFF_CHECK(two_i % 2 == 0, "swiglu: last dimension (", two_i, ") must be even: [gate | up]");
+  const std::int64_t in = two_i / 2, rows = x.numel() / two_i, w = out.size(-1);
+  PDIFF_CHECK(out.numel() / std::max<std::int64_t>(w, 1) == rows && col0 >= 0 && col0 + in <= w, "swiglu_into: x",
+              x.shape(), " does not fit columns [", col0, ", ", col0 + in, ") of out", out.shape());
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* xr = x.data() + r * two_i;
+    float* o = out.data() + r * w + col0;
+    for (std::int64_t i = 0; i < in; ++i) o[i] = silu(xr[i]) * xr[in + i];
+  }
+}
+
 // x: (..., 2I) laid out [gate | up] → (..., I) = silu(gate) · up
 inline CpuTensor swiglu(const CpuTensor& x) {
   const std::int64_t two_i = x.size(-1);
   PDIFF_CHECK(two_i % 2 == 0, "swiglu: last dimension (", two_i, ") must be even: [gate | up]");
-  const std::int64_t in = two_i / 2, rows = x.numel() / two_i;
   Shape s = x.shape();
-  s[-1] = in;
+  s[-1] = two_i / 2;
   CpuTensor o(s);
-  for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t i = 0; i < in; ++i) o(r * in + i) = silu(x(r * two_i + i)) * x(r * two_i + in + i);
+  swiglu_into(x, o, 0);
   return o;
 }
 

@@ -6,6 +6,7 @@
 // | rope_table_axes(ids, axes_dims, theta)       | FLUX.2: ids (S, n_axes), per-axis 1/θ^(2i/d), float64, repeat_interleave(2) |
 // | apply_rope_half(x, cos, sin)                 | x (B, S, H, D): x·cos + rotate_half(x)·sin, rotate_half = [−x₂, x₁] |
 // | apply_rope_interleaved(x, cos, sin)          | x (B, S, H, D): pairs (x₂ᵢ, x₂ᵢ₊₁) rotated (diffusers use_real_unbind_dim=−1) |
+// | rms_norm_rope_half / _interleaved(x, w, eps, t) | rms_norm(x, w, eps) then the rope, a new tensor (one pass on CUDA) |
 // cos/sin: (S, D), or (B, S, D) when positions differ per batch entry (padding).
 #pragma once
 
@@ -113,6 +114,21 @@ inline void apply_rope_interleaved(CpuTensor& x, const RopeTable<OnCpu>& t) {
                             r[i + 1] = im * c[i + 1] + re * s[i + 1];
                           }
                         });
+}
+
+// A q/k projection's per-head RMSNorm and then its rotary embedding: x (B, S, H, D), w (D) or empty (no
+// weight). On the CPU the two ops in turn; CUDA does both in one pass over x (FLUX.2's q and k: 2 of the
+// step's elementwise passes per block).
+inline CpuTensor rms_norm_rope_half(const CpuTensor& x, const CpuTensor& w, float eps, const RopeTable<OnCpu>& t) {
+  CpuTensor y = w.empty() ? rms_norm(x, eps) : rms_norm(x, w, eps);
+  apply_rope_half(y, t);
+  return y;
+}
+inline CpuTensor rms_norm_rope_interleaved(const CpuTensor& x, const CpuTensor& w, float eps,
+                                           const RopeTable<OnCpu>& t) {
+  CpuTensor y = w.empty() ? rms_norm(x, eps) : rms_norm(x, w, eps);
+  apply_rope_interleaved(y, t);
+  return y;
 }
 
 }  // namespace pdiff

@@ -10,13 +10,14 @@
 // | op                                   | shapes (as the CPU op)                          | kernel                   |
 // |--------------------------------------|-------------------------------------------------|--------------------------|
 // | silu, gelu_tanh                      | any                                             | kernels/activation.cuh   |
-// | swiglu                               | (..., 2I) → (..., I)                            | kernels/swiglu.cuh       |
+// | swiglu, swiglu_into                  | (..., 2I) → (..., I) / columns of out (..., W)   | kernels/swiglu.cuh       |
 // | modulate, layer_norm_modulate        | x (B, S, D); shift, scale (B, D)                | kernels/layer_norm.cuh   |
 // | gated_add                            | x, y (B, S, D); gate (B, D)                     | kernels/gated_add.cuh    |
 // | add_, add                            | equal shapes or y over the last dim             | src/cuda/elementwise.cu  |
 // | rms_norm, layer_norm                 | (..., D), weight/bias (D)                       | kernels/rms_norm, layer_norm |
 // | group_norm                           | (B, C, ...)                                     | kernels/group_norm.cuh   |
 // | apply_rope_half / _interleaved       | x (B, S, H, D) in place; table fp32             | kernels/rope.cuh         |
+// | rms_norm_rope_half / _interleaved    | x (B, S, H, D), w (D) or empty; table fp32      | kernels/rms_norm_rope.cuh (one pass) |
 // | attention (+ lse)                    | q (B, Sq, H, D), k/v (B, Sk, Hkv, D)            | flash (bf16, D 64/128) or reference |
 // | merge_attention                      | acc/o (B, Sq, H, Dv), lse (B, H, Sq) fp32       | src/cuda/attention.cu    |
 // | convert<U>                           | any                                             | convert.cuh              |
@@ -49,6 +50,7 @@ template <class T> using CudaTensor = Tensor<T, OnCuda>;
 template <class T> CudaTensor<T> silu(const CudaTensor<T>& x);
 template <class T> CudaTensor<T> gelu_tanh(const CudaTensor<T>& x);
 template <class T> CudaTensor<T> swiglu(const CudaTensor<T>& x);
+template <class T> void swiglu_into(const CudaTensor<T>& x, CudaTensor<T>& out, std::int64_t col0);
 template <class T> CudaTensor<T> modulate(const CudaTensor<T>& x, const CudaTensor<T>& shift, const CudaTensor<T>& scale);
 template <class T>
 CudaTensor<T> layer_norm_modulate(const CudaTensor<T>& x, float eps, const CudaTensor<T>& shift,
@@ -70,6 +72,11 @@ CudaTensor<T> group_norm(const CudaTensor<T>& x, int groups, const CudaTensor<T>
 
 template <class T> void apply_rope_half(CudaTensor<T>& x, const RopeTable<OnCuda>& t);
 template <class T> void apply_rope_interleaved(CudaTensor<T>& x, const RopeTable<OnCuda>& t);
+template <class T>
+CudaTensor<T> rms_norm_rope_half(const CudaTensor<T>& x, const CudaTensor<T>& w, float eps, const RopeTable<OnCuda>& t);
+template <class T>
+CudaTensor<T> rms_norm_rope_interleaved(const CudaTensor<T>& x, const CudaTensor<T>& w, float eps,
+                                        const RopeTable<OnCuda>& t);
 
 template <class T>
 CudaTensor<T> attention(const CudaTensor<T>& q, const CudaTensor<T>& k, const CudaTensor<T>& v,

@@ -163,12 +163,14 @@ struct Flux2SingleBlock {
     auto heads = [&](std::size_t i) {
       return to_qkv_mlp.forward_parts(rank, xm, i, i + 1).view({B, n, w / head_dim, head_dim});
     };
-    auto q = norm_q(heads(0)), k = norm_k(heads(1));
-    apply_rope_interleaved(q, rope);
-    apply_rope_interleaved(k, rope);
-    auto a = attend<L>(rank, std::move(q), std::move(k), heads(2), attn).view({B, n, w});
-    auto mlp = swiglu(to_qkv_mlp.forward_parts(rank, xm, 3, 5));
-    gated_add(x, chunk(mod, 2, 3), to_out.forward(rank, cat(a, mlp, -1)));
+    auto q = norm_q.with_rope_interleaved(heads(0), rope), k = norm_k.with_rope_interleaved(heads(1), rope);
+    const auto a = attend<L>(rank, std::move(q), std::move(k), heads(2), attn).view({B, n, w});
+    // to_out's input [attention | swiglu(gate, up)] is written part by part into one buffer (no cat)
+    const auto gate_up = to_qkv_mlp.forward_parts(rank, xm, 3, 5);
+    tensor packed({B, n, w + gate_up.size(-1) / 2});
+    narrow_assign(packed, -1, 0, a);
+    swiglu_into(gate_up, packed, w);
+    gated_add(x, chunk(mod, 2, 3), to_out.forward(rank, packed));
   }
 };
 
