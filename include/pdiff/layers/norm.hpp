@@ -26,10 +26,11 @@ struct RMSNorm {
     weight = to_ctx<C>(w.clone());
   }
   tensor operator()(const tensor& x) const { return weight.empty() ? rms_norm(x, eps) : rms_norm(x, weight, eps); }
-  // A q/k norm followed by FLUX.2's interleaved rotary embedding: x (B, S, H, D), table rows = S. One pass
-  // over x on CUDA (rms_norm_rope_interleaved); the same values as the norm and then apply_rope_interleaved.
-  tensor with_rope_interleaved(const tensor& x, const RopeTable<typename C::backend>& rope) const {
-    return rms_norm_rope_interleaved(x, weight, eps, rope);
+  // A q/k norm followed by its rotary embedding, interleaved pairs (FLUX.2) or rotate-half (Llama/Qwen):
+  // x (B, S, H, D), table rows = S. One pass over x on CUDA (rms_norm_rope_*); the same values as the norm
+  // and then apply_rope_* on the CPU.
+  tensor with_rope(const tensor& x, const RopeTable<typename C::backend>& rope, bool interleaved) const {
+    return interleaved ? rms_norm_rope_interleaved(x, weight, eps, rope) : rms_norm_rope_half(x, weight, eps, rope);
   }
 };
 

@@ -56,13 +56,16 @@ struct SelfAttention {
   tensor forward(R& rank, const tensor& x, const RopeTable<backend>* table = nullptr, const BasicAttnArgs<backend>& args = {},
                 KvCache<C>* cache = nullptr, int layer = 0) const {
     Qkv<tensor> t = qkv.forward(rank, x);
-    if (qk_norm == QkNorm::before_rope) normalize(t);
-    if (rope != RopeStyle::none) {
-      PDIFF_CHECK(table, "SelfAttention: a RoPE table is required");
+    PDIFF_CHECK(rope == RopeStyle::none || table, "SelfAttention: a RoPE table is required");
+    if (qk_norm == QkNorm::before_rope && rope != RopeStyle::none) {  // one pass each (rms_norm_rope_*)
+      t.q = q_norm.with_rope(t.q, *table, rope == RopeStyle::interleaved);
+      t.k = k_norm.with_rope(t.k, *table, rope == RopeStyle::interleaved);
+    } else {
+      if (qk_norm == QkNorm::before_rope) normalize(t);
       if (rope == RopeStyle::half) {
         apply_rope_half(t.q, *table);
         apply_rope_half(t.k, *table);
-      } else {
+      } else if (rope == RopeStyle::interleaved) {
         apply_rope_interleaved(t.q, *table);
         apply_rope_interleaved(t.k, *table);
       }

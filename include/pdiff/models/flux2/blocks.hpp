@@ -163,7 +163,7 @@ struct Flux2SingleBlock {
     auto heads = [&](std::size_t i) {
       return to_qkv_mlp.forward_parts(rank, xm, i, i + 1).view({B, n, w / head_dim, head_dim});
     };
-    auto q = norm_q.with_rope_interleaved(heads(0), rope), k = norm_k.with_rope_interleaved(heads(1), rope);
+    auto q = norm_q.with_rope(heads(0), rope, true), k = norm_k.with_rope(heads(1), rope, true);
     const auto a = attend<L>(rank, std::move(q), std::move(k), heads(2), attn).view({B, n, w});
     // to_out's input [attention | swiglu(gate, up)] is written part by part into one buffer (no cat)
     const auto gate_up = to_qkv_mlp.forward_parts(rank, xm, 3, 5);
