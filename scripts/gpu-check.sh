@@ -590,7 +590,8 @@ if [[ " ${benches[*]} " == *" bench_cuda_attention "* ]] && python3 -c 'import t
 bdir=$out
 room=6; [ -n "${PDIFF_GPU_KERNPROF:-}" ] && room=4  # kernprof.txt and kernprof.csv.gz come back too
 ((${#benches[@]} + ${#peer[@]} > room)) && bdir=$build/bench-json && mkdir -p "$bdir"
-kb=${PDIFF_GPU_KERNPROF%%:*}
+kb=${PDIFF_GPU_KERNPROF:-}
+kb=${kb%%:*}  # (unset: no benchmark is skipped here)
 for b in "${benches[@]}"; do
   [ "$b" = "$kb" ] && continue  # runs once, under the profiler (below)
   rc=0
