@@ -60,7 +60,7 @@ CudaTensor<T> gelu_tanh(const CudaTensor<T>& x) {
 template <class T>
 CudaTensor<T> swiglu(const CudaTensor<T>& x) {
   const std::int64_t two_i = x.size(-1);
-  PDIFF_CHECK(two_i % 2 == 0, "swiglu: last dimension (", two_i, ") must be even: [gate | up]");
+  PDIFF_CHECK(two_i > 0 && two_i % 2 == 0, "swiglu: last dimension (", two_i, ") must be even and positive: [gate | up]");
   Shape s = x.shape();
   s[-1] = two_i / 2;
   CudaTensor<T> o(s);
@@ -70,7 +70,8 @@ CudaTensor<T> swiglu(const CudaTensor<T>& x) {
 template <class T>
 void swiglu_into(const CudaTensor<T>& x, CudaTensor<T>& out, std::int64_t col0) {
   const std::int64_t two_i = x.size(-1);
-  PDIFF_CHECK(two_i % 2 == 0, "swiglu: last dimension (", two_i, ") must be even: [gate | up]");
+  PDIFF_CHECK(two_i > 0 && two_i % 2 == 0, "swiglu_into: last dimension of x (", two_i,
+              ") must be even and positive: [gate | up]");
   const std::int64_t in = two_i / 2, rows = x.numel() / two_i, w = out.size(-1);
   PDIFF_CHECK(out.numel() / std::max<std::int64_t>(w, 1) == rows && col0 >= 0 && col0 + in <= w, "swiglu_into: x",
               x.shape(), " does not fit columns [", col0, ", ", col0 + in, ") of out", out.shape());

@@ -232,18 +232,22 @@ std::vector<float> values(const CpuTensor& c) { return std::vector<float>(c.data
 template <class T>
 void check_swiglu_into(Dt dt) {
   // F = 1536 at column 1536 of a 3072-wide buffer (vectors), at column 5 (unaligned: one thread per element),
-  // F = 1531 (odd)
+  // at column 8 of rows 1548 wide (aligned start, a pitch off the bf16 vector: one thread per element for bf16),
+  // F = 1531 (odd); columns right of the part keep their values
   struct C {
     std::int64_t f, col0, width;
   };
-  for (const C c : {C{1536, 1536, 3072}, C{1536, 5, 1544}, C{1531, 8, 1545}}) {
+  for (const C c : {C{1536, 1536, 3072}, C{1536, 5, 1544}, C{1536, 8, 1548}, C{1531, 8, 1545}}) {
     CAPTURE(c.f);
     CAPTURE(c.col0);
-    const std::int64_t rows = 37;
+    CAPTURE(c.width);
+    const std::int64_t rows = 37, right = c.width - c.col0 - c.f;
     const CpuTensor x = cpu(as_dt(dt, randn(std::size_t(rows * 2 * c.f), 31, 2.0f)), {rows, 2 * c.f});
     const CpuTensor left = cpu(as_dt(dt, randn(std::size_t(rows * c.col0), 32)), {rows, c.col0});
+    CpuTensor fill({rows, c.width});
+    for (std::int64_t i = 0; i < fill.numel(); ++i) fill(i) = 7.0f;
     const auto dx = up<T>(x), dl = up<T>(left);
-    Tensor<T, OnCuda> packed({rows, c.width});
+    Tensor<T, OnCuda> packed = up<T>(fill);
     narrow_assign(packed, -1, 0, dl);
     swiglu_into(dx, packed, c.col0);
     const CpuTensor got = down(packed);
@@ -251,6 +255,7 @@ void check_swiglu_into(Dt dt) {
     CHECK(same_values(narrow(got, -1, 0, c.col0), down(dl)));
     CHECK(same_values(narrow(got, -1, c.col0, c.f), down(swiglu(dx))));
     CHECK(nmse(values(narrow(got, -1, c.col0, c.f)), swiglu(x)) < max_nmse(dt));
+    if (right > 0) CHECK(same_values(narrow(got, -1, c.col0 + c.f, right), narrow(fill, -1, c.col0 + c.f, right)));
   }
   Tensor<T, OnCuda> narrow_buf({4, 10});
   CHECK_THROWS_WITH_AS(swiglu_into(Tensor<T, OnCuda>({4, 8}), narrow_buf, 7), doctest::Contains("does not fit columns [7, 11)"),
@@ -267,10 +272,13 @@ void check_rms_norm_rope(Dt dt) {
     std::vector<std::int64_t> pos(S);
     for (std::int64_t s = 0; s < S; ++s) pos[std::size_t(s)] = 2 * s + 3;
     const RopeTable t1 = rope_table_1d(pos, D, 10000.0);
-    RopeTable tb{CpuTensor({B, S, D}), CpuTensor({B, S, D})};  // per-batch: batch 1 at other positions
+    // per-batch: batch 0 the positions' table, batch 1 random values (a rotate-half row's halves differ, so a
+    // kernel that took the wrong half's cos/sin would show)
+    RopeTable tb{CpuTensor({B, S, D}), CpuTensor({B, S, D})};
+    const auto rc = randn(std::size_t(S * D), 35), rs = randn(std::size_t(S * D), 36);
     for (std::int64_t i = 0; i < S * D; ++i) {
       tb.cos(i) = t1.cos(i), tb.sin(i) = t1.sin(i);
-      tb.cos(S * D + i) = t1.sin(i), tb.sin(S * D + i) = -t1.cos(i);
+      tb.cos(S * D + i) = rc[std::size_t(i)], tb.sin(S * D + i) = rs[std::size_t(i)];
     }
     const CpuTensor x = cpu(as_dt(dt, randn(std::size_t(B * S * H * D), 33, 1.5f, 0.3f)), {B, S, H, D});
     const CpuTensor w = cpu(as_dt(dt, randn(std::size_t(D), 34, 0.3f, 1.0f)), {D});
@@ -287,9 +295,12 @@ void check_rms_norm_rope(Dt dt) {
         CHECK(nmse(values(got_h), rms_norm_rope_half(x, wc, 1e-6f, *t)) < max_nmse(dt));
         CHECK(nmse(values(got_i), rms_norm_rope_interleaved(x, wc, 1e-6f, *t)) < max_nmse(dt));
         // and the device's two ops in turn (they round to T between the norm and the rope)
-        auto two = weighted ? rms_norm(dx, dw, 1e-6f) : rms_norm(dx, 1e-6f);
-        apply_rope_interleaved(two, dt_table);
-        CHECK(nmse(values(got_i), down(two)) < max_nmse(dt));
+        auto two_h = weighted ? rms_norm(dx, dw, 1e-6f) : rms_norm(dx, 1e-6f);
+        auto two_i = two_h.clone();
+        apply_rope_half(two_h, dt_table);
+        apply_rope_interleaved(two_i, dt_table);
+        CHECK(nmse(values(got_h), down(two_h)) < max_nmse(dt));
+        CHECK(nmse(values(got_i), down(two_i)) < max_nmse(dt));
       }
   }
   const auto t = to<OnCuda>(rope_table_1d(std::vector<std::int64_t>{0, 1, 2}, 8, 10000.0));

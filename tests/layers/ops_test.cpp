@@ -121,7 +121,7 @@ TEST_CASE("narrow and cat are inverse") {
                        Error);
 }
 
-TEST_CASE("swiglu_into writes swiglu into columns of a packed buffer; rms_norm_rope = rms_norm then rope") {
+TEST_CASE("swiglu_into writes swiglu into columns of a packed buffer; rms_norm_rope_* equal their formulas") {
   auto x = random({2, 3, 8}, 16), att = random({2, 3, 5}, 17);
   Tensor<float> packed({2, 3, 9});
   narrow_assign(packed, -1, 0, att);
@@ -131,20 +131,39 @@ TEST_CASE("swiglu_into writes swiglu into columns of a packed buffer; rms_norm_r
   Tensor<float> wrong_rows({2, 2, 9});
   CHECK_THROWS_WITH_AS(swiglu_into(x, wrong_rows, 0), doctest::Contains("swiglu_into"), Error);
 
-  std::vector<std::int64_t> pos = {0, 3, 7};
-  const auto t = rope_table_1d(pos, 8, 10000.0);
-  const auto q = random({2, 3, 4, 8}, 18), w = random({8}, 19);
+  // rms_norm_rope_* against the formulas in double: a random table (the halves of a rotate-half row differ)
+  const std::int64_t S = 3, H = 4, D = 8;
+  RopeTable<OnCpu> t{random({S, D}, 21), random({S, D}, 22)};
+  const auto q = random({2, S, H, D}, 18), w = random({D}, 19);
   for (const bool weighted : {true, false}) {
+    CAPTURE(weighted);
     const Tensor<float> wt = weighted ? w : Tensor<float>{};
-    auto want_h = weighted ? rms_norm(q, w, 1e-6f) : rms_norm(q, 1e-6f);
-    auto want_i = want_h.clone();
-    apply_rope_half(want_h, t);
-    apply_rope_interleaved(want_i, t);
-    CHECK(rel_err(rms_norm_rope_half(q, wt, 1e-6f, t), want_h) == 0.0);
-    CHECK(rel_err(rms_norm_rope_interleaved(q, wt, 1e-6f, t), want_i) == 0.0);
+    const auto got_h = rms_norm_rope_half(q, wt, 1e-6f, t), got_i = rms_norm_rope_interleaved(q, wt, 1e-6f, t);
+    for (const std::int64_t row : {std::int64_t(0), std::int64_t(1 * S * H + 2 * H + 3)}) {  // (b, s, h) = (0,0,0), (1,2,3)
+      const std::int64_t s = (row / H) % S;
+      double ss = 0;
+      for (std::int64_t i = 0; i < D; ++i) ss += double(q(row * D + i)) * q(row * D + i);
+      auto nq = [&](std::int64_t i) { return q(row * D + i) / std::sqrt(ss / D + 1e-6) * (weighted ? w(i) : 1.0); };
+      auto c = [&](std::int64_t i) { return double(t.cos(s * D + i)); };
+      auto sn = [&](std::int64_t i) { return double(t.sin(s * D + i)); };
+      for (std::int64_t i = 0; i < D / 2; ++i) {
+        CHECK(got_h(row * D + i) == doctest::Approx(nq(i) * c(i) - nq(i + D / 2) * sn(i)).epsilon(1e-5));
+        CHECK(got_h(row * D + i + D / 2) ==
+              doctest::Approx(nq(i + D / 2) * c(i + D / 2) + nq(i) * sn(i + D / 2)).epsilon(1e-5));
+        CHECK(got_i(row * D + 2 * i) == doctest::Approx(nq(2 * i) * c(2 * i) - nq(2 * i + 1) * sn(2 * i)).epsilon(1e-5));
+        CHECK(got_i(row * D + 2 * i + 1) ==
+              doctest::Approx(nq(2 * i + 1) * c(2 * i + 1) + nq(2 * i) * sn(2 * i + 1)).epsilon(1e-5));
+      }
+    }
   }
-  CHECK_THROWS_WITH_AS(rms_norm_rope_half(random({2, 4, 4, 8}, 20), w, 1e-6f, t), doctest::Contains("must be (S, D)"),
-                       Error);
+  CHECK_THROWS_WITH_AS(rms_norm_rope_half(random({2, 4, 4, 8}, 20), w, 1e-6f, t),
+                       doctest::Contains("rms_norm_rope_half: table(3, 8) must be (S, D)"), Error);
+  CHECK_THROWS_WITH_AS(rms_norm_rope_interleaved(q, random({4}, 23), 1e-6f, t),
+                       doctest::Contains("rms_norm_rope_interleaved: weight has 4 elements"), Error);
+  RopeTable<OnCpu> odd{random({S, 7}, 24), random({S, 7}, 25)};
+  CHECK_THROWS_WITH_AS(rms_norm_rope_interleaved(random({1, S, 2, 7}, 26), Tensor<float>{}, 1e-6f, odd),
+                       doctest::Contains("rms_norm_rope_interleaved: head dim (7) must be even"), Error);
+  CHECK_THROWS_WITH_AS(swiglu_into(random({2, 0}, 27), packed, 0), doctest::Contains("must be even and positive"), Error);
 }
 
 // softmax and SiLU take their exponentials from detail::vexp (vectorisable): within 2 ulp of std::exp

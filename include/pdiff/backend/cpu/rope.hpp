@@ -76,14 +76,23 @@ inline RopeTable<OnCpu> rope_table_axes(const CpuTensor& ids, std::span<const in
 }
 
 namespace detail {
+// x (B, S, H, D) with D even; the table (S, D) or (B, S, D), cos and sin alike.
+inline void check_rope_args(const CpuTensor& x, const RopeTable<OnCpu>& t, const char* op) {
+  PDIFF_CHECK(x.rank() == 4, op, ": x", x.shape(), " must be (B, S, H, D)");
+  const std::int64_t B = x.size(0), S = x.size(1), D = x.size(3);
+  PDIFF_CHECK(D % 2 == 0, op, ": head dim (", D, ") must be even");
+  const bool batched = t.cos.rank() == 3;
+  PDIFF_CHECK(t.cos.rank() >= 2 && t.cos.size(-1) == D && t.cos.size(-2) == S && (!batched || t.cos.size(0) == B) &&
+                  t.sin.shape() == t.cos.shape(),
+              op, ": table", t.cos.shape(), " must be (S, D) or (B, S, D) for x", x.shape());
+}
+
 // Calls f(row pointer, cos row, sin row) for every (b, s, h) of x (B, S, H, D).
 template <class F>
 void for_rope_rows(CpuTensor& x, const RopeTable<OnCpu>& t, const char* op, F f) {
-  PDIFF_CHECK(x.rank() == 4, op, ": x", x.shape(), " must be (B, S, H, D)");
+  check_rope_args(x, t, op);
   const std::int64_t B = x.size(0), S = x.size(1), H = x.size(2), D = x.size(3);
   const bool batched = t.cos.rank() == 3;
-  PDIFF_CHECK(t.cos.size(-1) == D && t.cos.size(-2) == S && (!batched || t.cos.size(0) == B), op, ": table",
-              t.cos.shape(), " must be (S, D) or (B, S, D) for x", x.shape());
   for (std::int64_t b = 0; b < B; ++b)
     for (std::int64_t s = 0; s < S; ++s) {
       const std::int64_t trow = ((batched ? b * S : 0) + s) * D;
@@ -119,14 +128,23 @@ inline void apply_rope_interleaved(CpuTensor& x, const RopeTable<OnCpu>& t) {
 // A q/k projection's per-head RMSNorm and then its rotary embedding: x (B, S, H, D), w (D) or empty (no
 // weight). On the CPU the two ops in turn; CUDA does both in one pass over x (FLUX.2's q and k: 2 of the
 // step's elementwise passes per block).
+namespace detail {
+inline CpuTensor rms_norm_for_rope(const CpuTensor& x, const CpuTensor& w, float eps, const RopeTable<OnCpu>& t,
+                                   const char* op) {
+  check_rope_args(x, t, op);
+  PDIFF_CHECK(w.empty() || w.numel() == x.size(-1), op, ": weight has ", w.numel(), " elements, x", x.shape(), " has ",
+              x.size(-1), " features");
+  return w.empty() ? rms_norm(x, eps) : rms_norm(x, w, eps);
+}
+}  // namespace detail
 inline CpuTensor rms_norm_rope_half(const CpuTensor& x, const CpuTensor& w, float eps, const RopeTable<OnCpu>& t) {
-  CpuTensor y = w.empty() ? rms_norm(x, eps) : rms_norm(x, w, eps);
+  CpuTensor y = detail::rms_norm_for_rope(x, w, eps, t, "rms_norm_rope_half");
   apply_rope_half(y, t);
   return y;
 }
 inline CpuTensor rms_norm_rope_interleaved(const CpuTensor& x, const CpuTensor& w, float eps,
                                            const RopeTable<OnCpu>& t) {
-  CpuTensor y = w.empty() ? rms_norm(x, eps) : rms_norm(x, w, eps);
+  CpuTensor y = detail::rms_norm_for_rope(x, w, eps, t, "rms_norm_rope_interleaved");
   apply_rope_interleaved(y, t);
   return y;
 }
