@@ -12,6 +12,8 @@
 #include "pdiff/backend/cuda/kernels/flash_attention.cuh"
 #include "pdiff/backend/cuda/kernels/layer_norm.cuh"
 #include "pdiff/backend/cuda/kernels/rms_norm.cuh"
+#include "pdiff/backend/cuda/kernels/rms_norm_rope.cuh"
+#include "pdiff/backend/cuda/kernels/rope.cuh"
 #include "pdiff/backend/cuda/ops.hpp"
 
 using namespace pdiff;
@@ -123,6 +125,39 @@ void BM_rms_norm(benchmark::State& st) {
                                            benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_rms_norm)->Args({4096 * 24, 128})->Args({4096, 3072})->Args({16384, 3072})->UseManualTime();
+
+// FLUX.2-dev's q (or k) of one block: tokens × 48 heads × 128, its per-head norm and interleaved RoPE — in one
+// kernel (fused:1, rms_norm_rope.cuh) or as rms_norm then rope (fused:0). GB/s counts x read and written once, so
+// the two-kernel case's figure is half its real traffic: the ratio of the two is the time saved.
+void BM_rms_norm_rope(benchmark::State& st) {
+  if (!have_device()) return st.SkipWithError("no CUDA device");
+  const std::int64_t S = st.range(0), H = 48;
+  const int d = 128;
+  const bool fused = st.range(1) != 0;
+  DevBf16 x{std::size_t(S * H * d)}, w{std::size_t(d)}, o{std::size_t(S * H * d)};
+  float *cos = nullptr, *sin = nullptr;
+  PDIFF_CHECK(cudaMalloc(&cos, std::size_t(S * d) * sizeof(float)) == cudaSuccess &&
+                  cudaMalloc(&sin, std::size_t(S * d) * sizeof(float)) == cudaSuccess,
+              "bench: cudaMalloc of the RoPE table failed");
+  cudaMemset(cos, 0, std::size_t(S * d) * sizeof(float));
+  cudaMemset(sin, 0, std::size_t(S * d) * sizeof(float));
+  bool took = true;  // the fused kernel takes the case (else this would time nothing)
+  time_loop(st, [&] {
+    if (fused) {
+      took = cuda::launch_rms_norm_rope(x.p, w.p, o.p, cos, sin, 1, S, H, d, false, 1e-6f,
+                                        cuda::RopePairs::interleaved, nullptr);
+    } else {
+      cuda::launch_rms_norm(x.p, w.p, o.p, S * H, d, 1e-6f, nullptr);
+      cuda::launch_rope(o.p, cos, sin, 1, S, H, d, false, cuda::RopePairs::interleaved, nullptr);
+    }
+  });
+  cudaFree(cos);
+  cudaFree(sin);
+  if (!took) return st.SkipWithError("rms_norm_rope: the fused kernel refused the case");
+  st.counters["GB/s"] = benchmark::Counter(2.0 * double(S * H) * d * 2 * 1e-9 * double(st.iterations()),
+                                           benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_rms_norm_rope)->ArgNames({"S", "fused"})->ArgsProduct({{4608}, {1, 0}})->UseManualTime();
 
 void BM_layer_norm_modulate(benchmark::State& st) {
   if (!have_device()) return st.SkipWithError("no CUDA device");
