@@ -2,13 +2,12 @@
 // (LayerNorm +) modulate, gated add, add, conversions. Shapes and errors as the CPU ops.
 #include "ops_common.cuh"
 
-#include <algorithm>
-
 #include "pdiff/backend/cuda/convert.cuh"
 #include "pdiff/backend/cuda/kernels/activation.cuh"
 #include "pdiff/backend/cuda/kernels/gated_add.cuh"
 #include "pdiff/backend/cuda/kernels/layer_norm.cuh"
 #include "pdiff/backend/cuda/kernels/swiglu.cuh"
+#include "pdiff/core/swiglu_dims.hpp"
 
 namespace pdiff {
 
@@ -59,23 +58,17 @@ CudaTensor<T> gelu_tanh(const CudaTensor<T>& x) {
 }
 template <class T>
 CudaTensor<T> swiglu(const CudaTensor<T>& x) {
-  const std::int64_t two_i = x.size(-1);
-  PDIFF_CHECK(two_i > 0 && two_i % 2 == 0, "swiglu: last dimension (", two_i, ") must be even and positive: [gate | up]");
+  const auto d = SwigluDims::of(x.shape());
   Shape s = x.shape();
-  s[-1] = two_i / 2;
+  s[-1] = d.in;
   CudaTensor<T> o(s);
-  cuda::launch_swiglu(x.data(), o.data(), x.numel() / two_i, two_i / 2, current_cuda_stream());
+  cuda::launch_swiglu(x.data(), o.data(), d.rows, d.in, current_cuda_stream());
   return o;
 }
 template <class T>
 void swiglu_into(const CudaTensor<T>& x, CudaTensor<T>& out, std::int64_t col0) {
-  const std::int64_t two_i = x.size(-1);
-  PDIFF_CHECK(two_i > 0 && two_i % 2 == 0, "swiglu_into: last dimension of x (", two_i,
-              ") must be even and positive: [gate | up]");
-  const std::int64_t in = two_i / 2, rows = x.numel() / two_i, w = out.size(-1);
-  PDIFF_CHECK(out.numel() / std::max<std::int64_t>(w, 1) == rows && col0 >= 0 && col0 + in <= w, "swiglu_into: x",
-              x.shape(), " does not fit columns [", col0, ", ", col0 + in, ") of out", out.shape());
-  cuda::launch_swiglu(x.data(), out.data() + col0, rows, in, current_cuda_stream(), w);
+  const auto d = SwigluDims::into(x.shape(), out.shape(), col0);
+  cuda::launch_swiglu(x.data(), out.data() + col0, d.rows, d.in, current_cuda_stream(), d.width);
 }
 template <class T>
 CudaTensor<T> modulate(const CudaTensor<T>& x, const CudaTensor<T>& shift, const CudaTensor<T>& scale) {

@@ -12,11 +12,11 @@
 // | add(x, y) / add_(x, y)         | equal shapes, or y broadcast on the last dim | x + y                     |
 #pragma once
 
-#include <algorithm>
 #include <cmath>
 
 #include "pdiff/backend/cpu/norm.hpp"
 #include "pdiff/backend/cpu/vexp.hpp"
+#include "pdiff/core/swiglu_dims.hpp"
 
 namespace pdiff {
 
@@ -41,25 +41,19 @@ inline CpuTensor gelu_tanh(const CpuTensor& x) {
 // x: (..., 2I) laid out [gate | up] → out's columns [col0, col0 + I) of its last dimension (W wide, the
 // same rows) = silu(gate) · up: a part of a packed buffer written in place (FLUX.2's [attention | mlp]).
 inline void swiglu_into(const CpuTensor& x, CpuTensor& out, std::int64_t col0) {
-  const std::int64_t two_i = x.size(-1);
-  PDIFF_CHECK(two_i > 0 && two_i % 2 == 0, "swiglu_into: last dimension of x (", two_i,
-              ") must be even and positive: [gate | up]");
-  const std::int64_t in = two_i / 2, rows = x.numel() / two_i, w = out.size(-1);
-  PDIFF_CHECK(out.numel() / std::max<std::int64_t>(w, 1) == rows && col0 >= 0 && col0 + in <= w, "swiglu_into: x",
-              x.shape(), " does not fit columns [", col0, ", ", col0 + in, ") of out", out.shape());
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const float* xr = x.data() + r * two_i;
-    float* o = out.data() + r * w + col0;
-    for (std::int64_t i = 0; i < in; ++i) o[i] = silu(xr[i]) * xr[in + i];
+  const auto d = SwigluDims::into(x.shape(), out.shape(), col0);
+  for (std::int64_t r = 0; r < d.rows; ++r) {
+    const float* xr = x.data() + r * 2 * d.in;
+    float* o = out.data() + r * d.width + col0;
+    for (std::int64_t i = 0; i < d.in; ++i) o[i] = silu(xr[i]) * xr[d.in + i];
   }
 }
 
 // x: (..., 2I) laid out [gate | up] → (..., I) = silu(gate) · up
 inline CpuTensor swiglu(const CpuTensor& x) {
-  const std::int64_t two_i = x.size(-1);
-  PDIFF_CHECK(two_i > 0 && two_i % 2 == 0, "swiglu: last dimension (", two_i, ") must be even and positive: [gate | up]");
+  const auto d = SwigluDims::of(x.shape());
   Shape s = x.shape();
-  s[-1] = two_i / 2;
+  s[-1] = d.in;
   CpuTensor o(s);
   swiglu_into(x, o, 0);
   return o;
